@@ -1,0 +1,48 @@
+package event
+
+import "testing"
+
+// Vectors computed with an independent FNV-1a implementation (Python); they
+// are also listed in docs/CONTRACT.md for producers in other languages.
+func TestPartitionVectors(t *testing.T) {
+	tests := []struct {
+		app, from      string
+		hash           uint32
+		p32, p7, p1024 int
+	}{
+		{"demo", "alice", 0x842714d2, 18, 3, 210},
+		{"demo", "bob", 0xe95af22d, 13, 5, 557},
+		{"tencent-prod", "user_0001", 0x726108d3, 19, 5, 211},
+		{"z", "10001", 0xef73bb85, 5, 6, 901},
+	}
+	for _, tc := range tests {
+		if got := Partition(tc.app, tc.from, 1<<32-1); uint32(got) != tc.hash%(1<<32-1) {
+			t.Errorf("hash(%q,%q) mod 2^32-1 = %d, want %d", tc.app, tc.from, got, tc.hash%(1<<32-1))
+		}
+		for _, c := range []struct{ n, want int }{{32, tc.p32}, {7, tc.p7}, {1024, tc.p1024}} {
+			if got := Partition(tc.app, tc.from, c.n); got != c.want {
+				t.Errorf("Partition(%q, %q, %d) = %d, want %d", tc.app, tc.from, c.n, got, c.want)
+			}
+		}
+	}
+}
+
+func TestSubjectRoundTrip(t *testing.T) {
+	for _, lane := range []Lane{LaneLive, LaneBulk} {
+		for _, p := range []int{0, 7, 31, 4095} {
+			s := Subject(lane, p)
+			l, q, ok := ParseSubject(s)
+			if !ok || l != lane || q != p {
+				t.Errorf("ParseSubject(%q) = %q, %d, %v", s, l, q, ok)
+			}
+		}
+	}
+	for _, bad := range []string{"", "friendsync.ev", "friendsync.ev.live", "friendsync.ev.other.1", "friendsync.ev.live.x", "friendsync.ev.live.-1", "friendsync.dlq.x"} {
+		if _, _, ok := ParseSubject(bad); ok {
+			t.Errorf("ParseSubject(%q) accepted", bad)
+		}
+	}
+	if got := Subject(LaneLive, 18); got != "friendsync.ev.live.18" {
+		t.Errorf("Subject = %q", got)
+	}
+}
