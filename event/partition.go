@@ -17,15 +17,9 @@ const (
 // Valid reports whether l is a known lane.
 func (l Lane) Valid() bool { return l == LaneLive || l == LaneBulk }
 
-// Stream layout shared by producers and workers.
+// Partition settings shared by producers and workers.
 const (
-	// Stream is the JetStream stream that holds pending events.
-	Stream = "FRIENDSYNC"
-	// SubjectPrefix starts every event subject: friendsync.ev.<lane>.<p>.
-	SubjectPrefix = "friendsync.ev"
-	// MetaBucket is the KV bucket holding stream-wide settings.
-	MetaBucket = "friendsync-meta"
-	// PartitionsKey holds the decimal partition count P in MetaBucket. It is
+	// PartitionsKey holds the decimal partition count P in the meta bucket. It is
 	// written once, when the stream is created, and read by every producer
 	// and worker at connect.
 	PartitionsKey = "partitions"
@@ -56,11 +50,44 @@ func Partition(app, from string, partitions int) int {
 	return int(h % uint32(partitions))
 }
 
-// Subject returns friendsync.ev.<lane>.<p>.
-func Subject(lane Lane, p int) string {
+// Layout derives every stream, subject and bucket name from one base name,
+// so that tests (and several deployments on one NATS account) can run side
+// by side. The zero Layout and DefaultLayout are the production names.
+type Layout struct {
+	// Base is a lowercase name of letters, digits, '_' and '-'; "" means
+	// "friendsync".
+	Base string
+}
+
+// DefaultLayout is the production layout: stream FRIENDSYNC, subjects
+// friendsync.ev.<lane>.<p>, bucket friendsync-meta.
+var DefaultLayout = Layout{Base: "friendsync"}
+
+func (l Layout) base() string {
+	if l.Base == "" {
+		return DefaultLayout.Base
+	}
+	return l.Base
+}
+
+// Stream is the events stream: the upper-cased base (FRIENDSYNC).
+func (l Layout) Stream() string { return strings.ToUpper(strings.ReplaceAll(l.base(), "-", "_")) }
+
+// SubjectPrefix is <base>.ev.
+func (l Layout) SubjectPrefix() string { return l.base() + ".ev" }
+
+// Subjects is the stream's subject filter, <base>.ev.>.
+func (l Layout) Subjects() string { return l.SubjectPrefix() + ".>" }
+
+// MetaBucket is the KV bucket with stream-wide settings, <base>-meta.
+func (l Layout) MetaBucket() string { return l.base() + "-meta" }
+
+// Subject returns <base>.ev.<lane>.<p>.
+func (l Layout) Subject(lane Lane, p int) string {
+	prefix := l.SubjectPrefix()
 	var b strings.Builder
-	b.Grow(len(SubjectPrefix) + 1 + len(lane) + 1 + 4)
-	b.WriteString(SubjectPrefix)
+	b.Grow(len(prefix) + 1 + len(lane) + 1 + 4)
+	b.WriteString(prefix)
 	b.WriteByte('.')
 	b.WriteString(string(lane))
 	b.WriteByte('.')
@@ -69,13 +96,13 @@ func Subject(lane Lane, p int) string {
 }
 
 // SubjectFor returns the subject of e on lane with P partitions.
-func SubjectFor(e *Event, lane Lane, partitions int) string {
-	return Subject(lane, Partition(e.App, e.From, partitions))
+func (l Layout) SubjectFor(e *Event, lane Lane, partitions int) string {
+	return l.Subject(lane, Partition(e.App, e.From, partitions))
 }
 
-// ParseSubject splits friendsync.ev.<lane>.<p> into its lane and partition.
-func ParseSubject(subject string) (Lane, int, bool) {
-	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
+// ParseSubject splits <base>.ev.<lane>.<p> into its lane and partition.
+func (l Layout) ParseSubject(subject string) (Lane, int, bool) {
+	rest, ok := strings.CutPrefix(subject, l.SubjectPrefix()+".")
 	if !ok {
 		return "", 0, false
 	}
@@ -89,3 +116,9 @@ func ParseSubject(subject string) (Lane, int, bool) {
 	}
 	return Lane(lane), p, true
 }
+
+// Subject returns friendsync.ev.<lane>.<p> in the default layout.
+func Subject(lane Lane, p int) string { return DefaultLayout.Subject(lane, p) }
+
+// ParseSubject parses a subject of the default layout.
+func ParseSubject(subject string) (Lane, int, bool) { return DefaultLayout.ParseSubject(subject) }

@@ -46,3 +46,17 @@ func TestSubjectRoundTrip(t *testing.T) {
 		t.Errorf("Subject = %q", got)
 	}
 }
+
+func TestLayoutNames(t *testing.T) {
+	l := Layout{Base: "fs_t-1"}
+	if l.Stream() != "FS_T_1" || l.Subject(LaneBulk, 3) != "fs_t-1.ev.bulk.3" || l.MetaBucket() != "fs_t-1-meta" || l.Subjects() != "fs_t-1.ev.>" {
+		t.Errorf("layout names: %s %s %s %s", l.Stream(), l.Subject(LaneBulk, 3), l.MetaBucket(), l.Subjects())
+	}
+	var zero Layout
+	if zero.Stream() != "FRIENDSYNC" || zero.SubjectPrefix() != "friendsync.ev" {
+		t.Errorf("zero layout: %s %s", zero.Stream(), zero.SubjectPrefix())
+	}
+	if _, _, ok := l.ParseSubject("friendsync.ev.live.1"); ok {
+		t.Error("parsed a subject of another layout")
+	}
+}
