@@ -90,9 +90,9 @@ func (e *Event) Validate() error {
 	if e.From == e.To {
 		return fieldErr("to", "equals from; an account cannot be its own friend")
 	}
-	for name, s := range map[string]string{"id": e.ID, "from": e.From, "to": e.To} {
-		if !utf8.ValidString(s) {
-			return fieldErr(name, "not valid UTF-8")
+	for _, f := range [...]struct{ name, s string }{{"id", e.ID}, {"from", e.From}, {"to", e.To}} {
+		if !utf8.ValidString(f.s) {
+			return fieldErr(f.name, "not valid UTF-8")
 		}
 	}
 	if e.Remark == nil && e.Groups == nil && len(e.Attrs) == 0 {
@@ -144,7 +144,8 @@ func (e *Event) ValidateFor(r Rules) error {
 }
 
 func (e *Event) validateTencent() error {
-	for name, s := range map[string]string{"from": e.From, "to": e.To} {
+	for _, f := range e.accounts() {
+		name, s := f.name, f.s
 		if len(s) > TencentMaxAccountBytes {
 			return fieldErr(name, "%d bytes exceeds tencent's UserID limit of %d bytes", len(s), TencentMaxAccountBytes)
 		}
@@ -179,7 +180,8 @@ func (e *Event) validateTencent() error {
 }
 
 func (e *Event) validateVolc(r Rules) error {
-	for name, s := range map[string]string{"from": e.From, "to": e.To} {
+	for _, f := range e.accounts() {
+		name, s := f.name, f.s
 		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
 			return fieldErr(name, "volcengine user ids must be decimal int64 integers, got %q", s)
 		}
@@ -206,7 +208,8 @@ func (e *Event) validateVolc(r Rules) error {
 }
 
 func (e *Event) validateZego() error {
-	for name, s := range map[string]string{"from": e.From, "to": e.To} {
+	for _, f := range e.accounts() {
+		name, s := f.name, f.s
 		if len(s) > ZegoMaxUserIDBytes {
 			return fieldErr(name, "%d bytes exceeds zego's UserId limit of %d bytes", len(s), ZegoMaxUserIDBytes)
 		}
@@ -275,4 +278,8 @@ func badZegoChar(s string) int {
 		}
 	}
 	return -1
+}
+
+func (e *Event) accounts() [2]struct{ name, s string } {
+	return [2]struct{ name, s string }{{"from", e.From}, {"to", e.To}}
 }
