@@ -1,0 +1,354 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/friendsync/friendsync/internal/testenv"
+)
+
+// Three managers share 12 partitions 4/4/4; a fourth joins and the others
+// hand one partition each back gracefully (3/3/3/3). No partition is ever
+// valid at two managers. Runs on the machine's 2.9 server and on a current
+// in-process one.
+func TestBalanceAndJoin(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			c := newCluster(t, srv.js(t), 12)
+			s := startSampler(t, c)
+			a, b, cc := c.start("a", nil), c.start("b", nil), c.start("c", nil)
+			three := []*node{a, b, cc}
+			eventually(t, 10*time.Second, "3 managers balance 4/4/4", func() (bool, string) {
+				return balanced(three, 12, []int{4, 4, 4})
+			})
+			for _, n := range three {
+				if got := n.m.Members(); got != 3 {
+					t.Fatalf("%s: Members() = %d, want 3", n.id, got)
+				}
+			}
+			before := map[string]int{}
+			for _, n := range three {
+				before[n.id] = c.rec.count(n.id, kRelease)
+			}
+
+			d := c.start("d", nil)
+			four := []*node{a, b, cc, d}
+			eventually(t, 10*time.Second, "4 managers balance 3/3/3/3", func() (bool, string) {
+				return balanced(four, 12, []int{3, 3, 3, 3})
+			})
+			for _, n := range three {
+				if got := c.rec.count(n.id, kRelease) - before[n.id]; got != 1 {
+					t.Errorf("%s: %d graceful hand-backs after d joined, want 1", n.id, got)
+				}
+			}
+			if got := counter(d.met, EventAcquired); got != 3 {
+				t.Errorf("d acquired %d times, want 3", got)
+			}
+			for _, n := range four {
+				if got := counter(n.met, EventLost); got != 0 {
+					t.Errorf("%s lost %d leases, want 0", n.id, got)
+				}
+			}
+			eventually(t, 2*time.Second, "unowned gauge at 0 and members at 4", func() (bool, string) {
+				for _, n := range four {
+					u, m := gauge(n.met.unowned), gauge(n.met.members)
+					if u != 0 || m != 4 {
+						return false, fmt.Sprintf("%s: unowned %v members %v", n.id, u, m)
+					}
+				}
+				return true, ""
+			})
+			s.stop()
+			s.check(t)
+		})
+	}
+}
+
+// A manager that stops renewing without deleting anything (kill -9, or cut
+// off from NATS while still running) keeps Valid true until its fencing
+// deadline; the others take its partitions only after the keys expired,
+// and never while it still considers them valid.
+func TestKilledOwnerIsTakenOverOnlyAfterExpiry(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	c := newCluster(t, js, 12)
+	s := startSampler(t, c)
+	a, b, k := c.start("a", nil), c.start("b", nil), c.start("k", nil)
+	eventually(t, 10*time.Second, "balance 4/4/4", func() (bool, string) {
+		return balanced([]*node{a, b, k}, 12, []int{4, 4, 4})
+	})
+	victims := k.m.Owned()
+	cfg := k.m.Config()
+
+	crashAt := time.Now()
+	k.m.crash()
+	if !k.m.Valid(victims[0]) {
+		t.Fatal("a crashed manager's Valid turned false at once; it must hold until the fencing deadline")
+	}
+	eventually(t, 3*cfg.TTL, "a and b own 6 each", func() (bool, string) {
+		return balanced([]*node{a, b}, 12, []int{6, 6})
+	})
+	// The killed manager stops considering its partitions valid by its
+	// fencing deadline (at most one fence after the crash).
+	for _, p := range victims {
+		if k.m.Valid(p) {
+			t.Errorf("killed manager still valid for %d after takeover", p)
+		}
+		last := s.last("k", p)
+		if last.IsZero() {
+			t.Fatalf("no valid sample of k for %d", p)
+		}
+		if d := last.Sub(crashAt); d > cfg.fence() {
+			t.Errorf("k valid for %d until %s after the crash, beyond the fence %s", p, d, cfg.fence())
+		}
+		got, ok := c.rec.firstAfter(p, kAcquired, "k", crashAt)
+		if !ok {
+			t.Fatalf("partition %d: no takeover recorded", p)
+		}
+		// Expiry: the last renew was at most RenewEvery before the crash.
+		if d := got.at.Sub(crashAt); d < cfg.TTL-cfg.RenewEvery-50*time.Millisecond {
+			t.Errorf("partition %d taken by %s %s after the crash, before the lease could expire (ttl %s)", p, got.worker, d, cfg.TTL)
+		}
+		// Fencing: the new owner starts at least VendorTimeout after the old
+		// owner's last valid instant, so its last call has ended.
+		if gap := got.at.Sub(last); gap < cfg.VendorTimeout {
+			t.Errorf("partition %d: new owner %s started %s after k's last valid instant, want >= vendor timeout %s", p, got.worker, gap, cfg.VendorTimeout)
+		}
+		t.Logf("partition %d: k valid until +%s, %s acquired at +%s", p, last.Sub(crashAt).Round(time.Millisecond), got.worker, got.at.Sub(crashAt).Round(time.Millisecond))
+	}
+	s.stop()
+	s.check(t)
+}
+
+// Ending Run hands every partition back (Release, then Delete): the others
+// take them over well before the lease could have expired.
+func TestGracefulStopHandsBackQuickly(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	c := newCluster(t, js, 12)
+	s := startSampler(t, c)
+	a, b, g := c.start("a", nil), c.start("b", nil), c.start("g", nil)
+	eventually(t, 10*time.Second, "balance 4/4/4", func() (bool, string) {
+		return balanced([]*node{a, b, g}, 12, []int{4, 4, 4})
+	})
+	handed := g.m.Owned()
+	cfg := g.m.Config()
+	releasedBefore := counter(g.met, EventReleased)
+	stopAt := time.Now()
+	if err := g.stop(t); err != nil {
+		t.Fatalf("Run = %v, want nil after a graceful stop", err)
+	}
+	if got := g.m.Owned(); len(got) != 0 {
+		t.Fatalf("after Run returned g still owns %v", got)
+	}
+	for _, p := range handed {
+		if g.m.Valid(p) {
+			t.Fatalf("g still valid for %d after Run returned", p)
+		}
+	}
+	if got := c.rec.countSince("g", kRelease, stopAt); got != 4 {
+		t.Fatalf("Release called %d times, want 4", got)
+	}
+	if got := counter(g.met, EventReleased) - releasedBefore; got != 4 {
+		t.Fatalf("released counter rose by %d, want 4", got)
+	}
+	eventually(t, cfg.TTL, "a and b own 6 each", func() (bool, string) {
+		return balanced([]*node{a, b}, 12, []int{6, 6})
+	})
+	for _, p := range handed {
+		got, ok := c.rec.firstAfter(p, kAcquired, "g", stopAt)
+		if !ok {
+			t.Fatalf("partition %d: no takeover", p)
+		}
+		// An expired lease could not be taken before TTL − RenewEvery.
+		if d := got.at.Sub(stopAt); d >= cfg.TTL-cfg.RenewEvery {
+			t.Errorf("partition %d taken %s after stop: looks like expiry, not a hand-back", p, d)
+		}
+	}
+	// g's heartbeat is gone: members drop to 2.
+	if a.m.Members() != 2 || b.m.Members() != 2 {
+		t.Errorf("members after g stopped: a=%d b=%d, want 2", a.m.Members(), b.m.Members())
+	}
+	s.stop()
+	s.check(t)
+}
+
+// A renew that hits a revision mismatch with someone else's token is lost
+// at once; one whose key holds our own token at a newer revision (a renew
+// applied without a reply) is kept.
+func TestRenewRevisionMismatch(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	c := newCluster(t, js, 2)
+	n := c.start("solo", nil)
+	eventually(t, 5*time.Second, "solo owns both", func() (bool, string) {
+		return balanced([]*node{n}, 2, []int{2})
+	})
+	kv := c.kv()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cfg := n.m.Config()
+
+	t.Run("another token means lost", func(t *testing.T) {
+		if _, err := kv.Put(ctx, PartitionKey(0), []byte("intruder/x")); err != nil {
+			t.Fatal(err)
+		}
+		putAt := time.Now()
+		eventually(t, 2*cfg.RenewEvery+time.Second, "partition 0 lost", func() (bool, string) {
+			return !n.m.Valid(0) && c.rec.count("solo", kCtxDone) == 1, fmt.Sprintf("valid=%v", n.m.Valid(0))
+		})
+		if d := time.Since(putAt); d > cfg.RenewEvery+500*time.Millisecond {
+			t.Errorf("loss noticed %s after the intruder wrote, want about one renew interval", d)
+		}
+		if got := counter(n.met, EventLost); got != 1 {
+			t.Errorf("lost counter %d, want 1", got)
+		}
+		if got := n.m.Owned(); !slices.Equal(got, []int{1}) {
+			t.Errorf("Owned() = %v, want [1]", got)
+		}
+		e, err := kv.Get(ctx, PartitionKey(0))
+		if err != nil || string(e.Value()) != "intruder/x" {
+			t.Fatalf("intruder key changed: %v %v", e, err)
+		}
+	})
+
+	t.Run("own token at a newer revision is kept", func(t *testing.T) {
+		e, err := kv.Get(ctx, PartitionKey(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What a renew applied without a reply leaves behind.
+		rev, err := kv.Update(ctx, PartitionKey(1), e.Value(), e.Revision())
+		if err != nil {
+			t.Fatalf("update: %v", err)
+		}
+		eventually(t, 3*cfg.RenewEvery+time.Second, "renews continue past the foreign revision", func() (bool, string) {
+			cur, err := kv.Get(ctx, PartitionKey(1))
+			if err != nil {
+				return false, err.Error()
+			}
+			return cur.Revision() > rev && string(cur.Value()) == string(e.Value()), fmt.Sprintf("rev %d", cur.Revision())
+		})
+		if !n.m.Valid(1) {
+			t.Fatal("partition 1 not valid")
+		}
+		if got := counter(n.met, EventLost); got != 1 {
+			t.Errorf("lost counter %d, want still 1", got)
+		}
+	})
+}
+
+// With the server down renews time out: the partitions stay valid through
+// a short outage (a failover), and turn invalid by the fencing deadline
+// (within TTL − Margin of the last renew) in a long one; after the restart
+// they are acquired again once the old keys expired.
+func TestFencingWhenServerIsDown(t *testing.T) {
+	port, dir := testenv.FreePort(t), t.TempDir()
+	srv := testenv.StartNATSServer(t, testenv.ServerOptions{Port: port, StoreDir: dir})
+	js := connect(t, srv.ClientURL())
+	c := newCluster(t, js, 3)
+	n := c.start("solo", nil)
+	cfg := n.m.Config()
+	eventually(t, 5*time.Second, "solo owns all", func() (bool, string) {
+		return balanced([]*node{n}, 3, []int{3})
+	})
+
+	restart := func() {
+		t.Helper()
+		srv = testenv.StartNATSServer(t, testenv.ServerOptions{Port: port, StoreDir: dir})
+	}
+	down := func() {
+		t.Helper()
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
+	allValid := func() bool {
+		for p := range 3 {
+			if !n.m.Valid(p) {
+				return false
+			}
+		}
+		return true
+	}
+
+	t.Run("short outage keeps every partition", func(t *testing.T) {
+		revs, err := revisions(c, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		down()
+		outage := cfg.Failover // shorter than the fence minus a renew interval
+		end := time.Now().Add(outage)
+		for time.Now().Before(end) {
+			if !allValid() {
+				t.Fatalf("a partition turned invalid %s into a %s outage", outage-time.Until(end), outage)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		restart()
+		eventually(t, 5*time.Second, "renews resume", func() (bool, string) {
+			now, err := revisions(c, 3)
+			if err != nil {
+				return false, err.Error()
+			}
+			for p := range 3 {
+				if now[p] <= revs[p] {
+					return false, fmt.Sprintf("partition %d revision %d", p, now[p])
+				}
+			}
+			return true, ""
+		})
+		if !allValid() || counter(n.met, EventLost) != 0 {
+			t.Fatalf("after a short outage: valid=%v lost=%d", allValid(), counter(n.met, EventLost))
+		}
+		if counter(n.met, EventRenewError) == 0 {
+			t.Error("no renew errors counted during the outage")
+		}
+	})
+
+	t.Run("long outage invalidates by the fencing deadline", func(t *testing.T) {
+		down()
+		downAt := time.Now()
+		limit := cfg.TTL - cfg.Margin
+		eventually(t, limit+time.Second, "every partition invalid", func() (bool, string) {
+			return n.m.Valid(0) == false && n.m.Valid(1) == false && n.m.Valid(2) == false, ""
+		})
+		if d := time.Since(downAt); d > limit {
+			t.Errorf("partitions invalid only %s after the server stopped, want within TTL − margin = %s", d, limit)
+		}
+		eventually(t, time.Second, "contexts cancelled and losses counted", func() (bool, string) {
+			return counter(n.met, EventLost) == 3 && len(n.m.Owned()) == 0, fmt.Sprintf("lost=%d", counter(n.met, EventLost))
+		})
+		restart()
+		eventually(t, 3*cfg.TTL, "re-acquired after the old keys expired", func() (bool, string) {
+			return balanced([]*node{n}, 3, []int{3})
+		})
+		if got := counter(n.met, EventAcquired); got != 6 {
+			t.Errorf("acquired counter %d, want 6", got)
+		}
+	})
+}
+
+// revisions reads the current revision of p.0 … p.<p-1> (0: no key).
+func revisions(c *cluster, p int) ([]uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	kv, err := c.js.KeyValue(ctx, c.bucket())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uint64, p)
+	for q := range p {
+		e, err := kv.Get(ctx, PartitionKey(q))
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, fmt.Errorf("get %d: %w", q, err)
+		}
+		if err == nil {
+			out[q] = e.Revision()
+		}
+	}
+	return out, nil
+}
