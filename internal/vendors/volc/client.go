@@ -35,6 +35,7 @@ const (
 
 	maxResponseBytes = 1 << 20
 	maxMessageBytes  = 512
+	maxCodeBytes     = 128
 )
 
 // Client calls UpdateFriend for one Volcengine account and IM app. It is
@@ -212,7 +213,7 @@ func (c *Client) Send(ctx context.Context, call vendors.Call) (vendors.Result, e
 }
 
 func (c *Client) itemResult(f failedInfo) vendors.ItemResult {
-	code, msg := strings.TrimSpace(string(f.Code)), f.Message
+	code, msg := string(f.Code), string(f.Message)
 	r, ok := lookup(code)
 	if !ok {
 		return vendors.ItemResult{Class: vendors.Permanent, Code: code, Message: joinMsg("unknown code", msg)}
@@ -284,7 +285,7 @@ type response struct {
 type failedInfo struct {
 	UserId  userID `json:"UserId"`
 	Code    text   `json:"Code"`
-	Message string `json:"Message"`
+	Message text   `json:"Message"`
 }
 
 // interpret turns one HTTP answer into FailedInfos or a whole-call error.
@@ -303,6 +304,7 @@ func (c *Client) interpret(status int, h http.Header, data []byte, auth string) 
 			code = string(e.CodeN)
 		}
 	}
+	code = clip(c.scrub(code, []string{auth}), maxCodeBytes)
 	msg = c.scrub(msg, []string{auth})
 
 	if status != http.StatusOK {
@@ -333,7 +335,8 @@ func (c *Client) interpret(status int, h http.Header, data []byte, auth string) 
 	}
 	failed := resp.Result.FailedInfos
 	for i := range failed {
-		failed[i].Message = c.scrub(failed[i].Message, []string{auth})
+		failed[i].Code = text(clip(c.scrub(string(failed[i].Code), []string{auth}), maxCodeBytes))
+		failed[i].Message = text(c.scrub(string(failed[i].Message), []string{auth}))
 	}
 	return failed, nil
 }

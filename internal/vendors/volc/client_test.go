@@ -820,6 +820,12 @@ func TestNoSecretInErrors(t *testing.T) {
 		{"200 error message", func(_ int, r captured) reply {
 			return reply{body: `{"ResponseMetadata":{"Error":{"Code":"InternalError","Message":"` + echo(r) + `"}}}`}
 		}},
+		{"error code", func(_ int, r captured) reply {
+			return reply{status: 400, body: `{"ResponseMetadata":{"Error":{"Code":"` + echo(r) + `"}}}`}
+		}},
+		{"failed info code", func(_ int, r captured) reply {
+			return reply{body: `{"ResponseMetadata":{},"Result":{"FailedInfos":[{"UserId":10002,"Code":"` + echo(r) + `"}]}}`}
+		}},
 		{"non-json body", func(_ int, r captured) reply { return reply{status: 500, body: echo(r)} }},
 		{"failed info message", func(_ int, r captured) reply {
 			return reply{body: `{"ResponseMetadata":{},"Result":{"FailedInfos":[{"UserId":10002,"Code":"NOT_FRIEND","Message":"` + echo(r) + `"}]}}`}

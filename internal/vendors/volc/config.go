@@ -3,6 +3,7 @@ package volc
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"strings"
@@ -144,6 +145,9 @@ func (c Config) String() string {
 
 // GoString keeps %#v from printing the secret.
 func (c Config) GoString() string { return c.String() }
+
+// LogValue keeps slog handlers (JSON included) from printing the secret.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // redactURL hides a password in user info (which Validate rejects anyway).
 func redactURL(s string) string {

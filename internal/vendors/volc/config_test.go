@@ -1,7 +1,9 @@
 package volc
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +86,11 @@ func TestConfigStringMasksSecrets(t *testing.T) {
 				t.Errorf("%q leaks %q", s, secret)
 			}
 		}
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("cfg", "cfg", c, "cred", Credentials{AccessKey: vecAK, SecretKey: vecSK})
+	if strings.Contains(buf.String(), vecSK) || strings.Contains(buf.String(), vecAK) || !strings.Contains(buf.String(), "***") {
+		t.Errorf("slog JSON output %q leaks a key or lacks the mask", buf.String())
 	}
 	if !strings.Contains(c.String(), "AppID:123456") {
 		t.Errorf("String() = %q lacks the app id", c.String())

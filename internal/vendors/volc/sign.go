@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -33,6 +34,9 @@ func (c Credentials) String() string {
 
 // GoString keeps %#v from printing the secret.
 func (c Credentials) GoString() string { return c.String() }
+
+// LogValue keeps slog handlers (JSON included) from printing the secret.
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // akID is a stable, non-reversible name for an access key:
 // "ak-" + the first 8 hex digits of sha256(AccessKey).
