@@ -289,7 +289,7 @@ type failedInfo struct {
 }
 
 // interpret turns one HTTP answer into FailedInfos or a whole-call error.
-// It never panics on any input (FuzzInterpret).
+// It never panics on any input (FuzzSendResponse).
 func (c *Client) interpret(status int, h http.Header, data []byte, auth string) ([]failedInfo, error) {
 	var resp response
 	jsonErr := decodeObject(data, &resp)
@@ -306,6 +306,9 @@ func (c *Client) interpret(status int, h http.Header, data []byte, auth string) 
 	}
 	code = clip(c.scrub(code, []string{auth}), maxCodeBytes)
 	msg = c.scrub(msg, []string{auth})
+	if code != "" && resp.ResponseMetadata.RequestId != "" {
+		msg = strings.TrimSpace(msg + " (request id " + clip(c.scrub(string(resp.ResponseMetadata.RequestId), []string{auth}), 64) + ")")
+	}
 
 	if status != http.StatusOK {
 		if code == "" && jsonErr != nil {

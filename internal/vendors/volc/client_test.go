@@ -388,6 +388,9 @@ func TestSendWrongSecretIsSignatureDoesNotMatch(t *testing.T) {
 	if ve.Class != vendors.Permanent || ve.Code != "SignatureDoesNotMatch" || ve.HTTPStatus != 401 {
 		t.Errorf("error %+v, want permanent SignatureDoesNotMatch 401", ve)
 	}
+	if !strings.Contains(ve.Message, "(request id 20240619071306010225162033AB3C4E)") {
+		t.Errorf("message %q lacks the request id", ve.Message)
+	}
 	if len(f.requests()) != 1 || f.requests()[0].sigErr == nil {
 		t.Errorf("the fixture did not reject the signature")
 	}
