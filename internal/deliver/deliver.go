@@ -1,0 +1,263 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/friendsync/friendsync/event"
+	"github.com/friendsync/friendsync/internal/jobs"
+	"github.com/friendsync/friendsync/internal/vendors"
+)
+
+// Sender is one app's vendor client.
+type Sender interface {
+	// Split turns the merged items of one From into vendor calls, each
+	// within its API's cap. Every part of an item keeps the item's Ref and
+	// carries a subset of its fields.
+	Split(from string, items []vendors.Item) []vendors.Call
+	// Send makes exactly one attempt. Whole-call failures are
+	// *vendors.Error; otherwise the Result has one ItemResult per call item.
+	// Neither method may retain the items or calls after it returns.
+	Send(ctx context.Context, call vendors.Call) (vendors.Result, error)
+}
+
+// Limiter shares vendor rate budgets.
+type Limiter interface {
+	// Wait blocks until one token (one vendor call) of budget is granted.
+	Wait(ctx context.Context, budget string, lane event.Lane) error
+	// Throttled reports that the vendor said "too fast" for budget; the
+	// limiter slows that budget down. retryAfter is 0 when the vendor gave
+	// no hint.
+	Throttled(budget string, retryAfter time.Duration)
+}
+
+// Versions stores the last-applied version per field of one account.
+// Fields are "<to>/<field>", field as in event.(*Event).Fields.
+type Versions interface {
+	// Load returns one Version per field, in order; the zero Version means
+	// never applied.
+	Load(ctx context.Context, key jobs.Key, fields []string) ([]jobs.Version, error)
+	// Raise sets each field's version to max(stored, vs[i]); it never
+	// lowers one.
+	Raise(ctx context.Context, key jobs.Key, fields []string, vs []jobs.Version) error
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultRetryInitial     = 100 * time.Millisecond
+	DefaultRetryMax         = 5 * time.Second
+	DefaultRetryBudget      = 20 * time.Second
+	DefaultRetryMaxAttempts = 8
+)
+
+// raiseTimeout bounds Versions.Raise, which runs even when the delivery's
+// context was cancelled after the vendor confirmed.
+const raiseTimeout = 5 * time.Second
+
+// Config is the in-process retry policy. Zero fields take their defaults.
+type Config struct {
+	// RetryInitial is the first backoff interval (jittered ±50%, doubling).
+	// Default 100ms.
+	RetryInitial time.Duration
+	// RetryMax caps one backoff interval. Default 5s.
+	RetryMax time.Duration
+	// RetryBudget bounds the time one Deliver spends on its calls,
+	// rate-limit waits and retries included; calls left when it is spent
+	// end RetryLater. It must stay below the queue's AckWait minus the
+	// coalescer's MaxDelay (checked by the worker's config). Default 20s.
+	RetryBudget time.Duration
+	// RetryMaxAttempts bounds the attempts of one call (the first one
+	// included). Default 8.
+	RetryMaxAttempts int
+	// Fence reports whether this worker still owns the partition; it is
+	// checked right before every Send. false: the call's events are
+	// Released, unsent. nil means always valid.
+	Fence func(partition int) bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.RetryInitial == 0 {
+		c.RetryInitial = DefaultRetryInitial
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	if c.RetryBudget == 0 {
+		c.RetryBudget = DefaultRetryBudget
+	}
+	if c.RetryMaxAttempts == 0 {
+		c.RetryMaxAttempts = DefaultRetryMaxAttempts
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.RetryInitial < 0:
+		return fmt.Errorf("deliver: config: retry initial %v is negative", c.RetryInitial)
+	case c.RetryMax < 0:
+		return fmt.Errorf("deliver: config: retry max %v is negative", c.RetryMax)
+	case c.RetryBudget < 0:
+		return fmt.Errorf("deliver: config: retry budget %v is negative", c.RetryBudget)
+	case c.RetryMaxAttempts < 0:
+		return fmt.Errorf("deliver: config: retry max attempts %d is negative", c.RetryMaxAttempts)
+	}
+	d := c.withDefaults()
+	if d.RetryInitial > d.RetryMax {
+		return fmt.Errorf("deliver: config: retry initial %v exceeds retry max %v", d.RetryInitial, d.RetryMax)
+	}
+	if d.RetryMax > d.RetryBudget {
+		return fmt.Errorf("deliver: config: retry max %v exceeds retry budget %v", d.RetryMax, d.RetryBudget)
+	}
+	return nil
+}
+
+// Deliverer delivers one account's batches. It is safe for concurrent use
+// by different keys; the caller (the coalescer) guarantees at most one
+// Deliver per key at a time, and Deliver itself sends one call at a time.
+type Deliverer struct {
+	cfg     Config
+	senders func(app string) (Sender, bool)
+	lim     Limiter
+	ver     Versions
+	log     *slog.Logger
+	m       *Metrics
+	pool    sync.Pool // *batch
+}
+
+// New returns a Deliverer. senders maps an app to its vendor client (false:
+// unknown app). A nil logger discards; a nil m collects unregistered metrics.
+func New(cfg Config, senders func(app string) (Sender, bool), lim Limiter, ver Versions, logger *slog.Logger, m *Metrics) (*Deliverer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case senders == nil:
+		return nil, errors.New("deliver: new: nil senders")
+	case lim == nil:
+		return nil, errors.New("deliver: new: nil limiter")
+	case ver == nil:
+		return nil, errors.New("deliver: new: nil versions")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	d := &Deliverer{cfg: cfg.withDefaults(), senders: senders, lim: lim, ver: ver, log: logger, m: m}
+	d.pool.New = func() any { return newBatch() }
+	return d, nil
+}
+
+// Outcome reasons.
+const (
+	reasonUnknownApp   = "unknown app"
+	reasonOtherKey     = "event does not belong to this batch's account"
+	reasonNoVersion    = "event has no version"
+	reasonNothing      = "nothing to update"
+	reasonStored       = "a newer version is already applied"
+	reasonMerged       = "a newer value in the same batch was applied"
+	reasonLoad         = "versions unavailable; not sent without them"
+	reasonReleased     = "shutdown or lease loss before sending"
+	reasonFenced       = "partition lease no longer valid before sending"
+	reasonBudget       = "in-process retry budget spent"
+	reasonLimiter      = "in-process retry budget spent waiting for the rate limiter"
+	reasonResign       = "credentials rejected again after re-signing"
+	reasonUnsupported  = "the vendor client does not send this field"
+	reasonPermanentFmt = "vendor refused the item (%s)"
+)
+
+// Deliver applies one account's events and returns one Outcome per
+// envelope, in order. It never sends two calls at once and never sends a
+// value whose version is not newer than the stored one.
+func (d *Deliverer) Deliver(ctx context.Context, key jobs.Key, envs []*jobs.Envelope) []jobs.Outcome {
+	out := make([]jobs.Outcome, len(envs))
+	if len(envs) == 0 {
+		return out
+	}
+	defer d.count(out)
+	sender, ok := d.senders(key.App)
+	if !ok || sender == nil {
+		fill(out, jobs.Outcome{Kind: jobs.Invalid, Reason: reasonUnknownApp})
+		return out
+	}
+	if ctx.Err() != nil {
+		fill(out, jobs.Outcome{Kind: jobs.Released, Reason: reasonReleased})
+		return out
+	}
+
+	b := d.pool.Get().(*batch)
+	defer d.pool.Put(b)
+	b.reset()
+	b.collect(key, envs, out)
+	if len(b.slots) == 0 {
+		return out
+	}
+	stored, err := d.ver.Load(ctx, key, b.names)
+	if err == nil && len(stored) != len(b.names) {
+		err = fmt.Errorf("deliver: load versions: got %d versions for %d fields", len(stored), len(b.names))
+	}
+	if err != nil {
+		d.m.versionErrors.WithLabelValues(versionLoad).Inc()
+		o := jobs.Outcome{Kind: jobs.RetryLater, Reason: reasonLoad}
+		if ctx.Err() != nil {
+			o = jobs.Outcome{Kind: jobs.Released, Reason: reasonReleased}
+		} else {
+			d.log.WarnContext(ctx, "deliver: load versions failed", "app", key.App, "fields", len(b.names), "error", err)
+		}
+		b.fillValid(out, o)
+		return out
+	}
+	d.m.superseded.Add(float64(b.merge(stored)))
+
+	items := b.buildItems(envs)
+	if len(items) > 0 {
+		calls := sender.Split(key.From, items)
+		d.send(ctx, key, b, sender, calls)
+		b.markUnsent()
+		d.raise(ctx, key, b)
+	}
+	b.finish(out, d.m)
+	return out
+}
+
+func (d *Deliverer) count(out []jobs.Outcome) {
+	for i := range out {
+		d.m.outcome(out[i].Kind)
+	}
+}
+
+func fill(out []jobs.Outcome, o jobs.Outcome) {
+	for i := range out {
+		out[i] = o
+	}
+}
+
+// raise stores the versions of the fields the vendor confirmed. It runs
+// even if ctx was cancelled meanwhile: the vendor has the values.
+func (d *Deliverer) raise(ctx context.Context, key jobs.Key, b *batch) {
+	b.raiseNames, b.raiseVers = b.raiseNames[:0], b.raiseVers[:0]
+	for i := range b.slots {
+		s := &b.slots[i]
+		if s.winner >= 0 && s.res.Kind == jobs.Applied {
+			b.raiseNames = append(b.raiseNames, b.names[i])
+			b.raiseVers = append(b.raiseVers, s.ver)
+		}
+	}
+	if len(b.raiseNames) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), raiseTimeout)
+	defer cancel()
+	if err := d.ver.Raise(rctx, key, b.raiseNames, b.raiseVers); err != nil {
+		d.m.versionErrors.WithLabelValues(versionRaise).Inc()
+		d.log.ErrorContext(ctx, "deliver: raise versions failed; the vendor has the values",
+			"app", key.App, "fields", len(b.raiseNames), "error", err)
+	}
+}

@@ -1,0 +1,109 @@
+package deliver
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/friendsync/friendsync/internal/jobs"
+)
+
+// Metrics are the delivery metrics. A nil *Metrics given to New is replaced
+// by an unregistered set.
+type Metrics struct {
+	calls         *prometheus.CounterVec
+	callItems     prometheus.Histogram
+	itemEvents    prometheus.Histogram
+	duration      *prometheus.HistogramVec
+	retries       *prometheus.CounterVec
+	outcomes      *prometheus.CounterVec
+	superseded    prometheus.Counter
+	versionErrors *prometheus.CounterVec
+
+	byKind [jobs.Released + 1]prometheus.Counter
+}
+
+// Values of the reason label of friendsync_deliver_version_errors_total.
+const (
+	versionLoad  = "load"
+	versionRaise = "raise"
+)
+
+// NewMetrics creates the delivery metrics and registers them on reg (nil:
+// not registered). Registering twice on one registry reuses the first set.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	sizes := prometheus.ExponentialBuckets(1, 2, 11) // 1 .. 1024
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "friendsync_deliver_calls_total",
+			Help: "Vendor call attempts by the class of their answer (the worst item class for a partial answer).",
+		}, []string{"vendor", "api", "class"}),
+		callItems: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "friendsync_deliver_call_items",
+			Help:    "Items carried by one vendor call attempt.",
+			Buckets: sizes,
+		}),
+		itemEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "friendsync_deliver_item_events",
+			Help:    "Events coalesced into one merged item (one friend of one account).",
+			Buckets: sizes,
+		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "friendsync_deliver_call_duration_seconds",
+			Help:    "Duration of one vendor call attempt (Send), without the rate-limit wait.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"vendor", "api"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "friendsync_deliver_retries_total",
+			Help: "In-process retries of vendor calls by the class of the failure that caused them.",
+		}, []string{"vendor", "api", "class"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "friendsync_deliver_outcomes_total",
+			Help: "Events by the outcome delivery gave them.",
+		}, []string{"outcome"}),
+		superseded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "friendsync_deliver_superseded_total",
+			Help: "Field values never sent because a newer version was already applied or is in the same batch.",
+		}),
+		versionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "friendsync_deliver_version_errors_total",
+			Help: "Version store failures: load (the batch is retried later) or raise (the vendor has the value; the stored version lags).",
+		}, []string{"reason"}),
+	}
+	if reg != nil {
+		m.calls = register(reg, m.calls)
+		m.callItems = register(reg, m.callItems)
+		m.itemEvents = register(reg, m.itemEvents)
+		m.duration = register(reg, m.duration)
+		m.retries = register(reg, m.retries)
+		m.outcomes = register(reg, m.outcomes)
+		m.superseded = register(reg, m.superseded)
+		m.versionErrors = register(reg, m.versionErrors)
+	}
+	for k := jobs.Applied; k <= jobs.Released; k++ {
+		m.byKind[k] = m.outcomes.WithLabelValues(k.String())
+	}
+	m.versionErrors.WithLabelValues(versionLoad)
+	m.versionErrors.WithLabelValues(versionRaise)
+	return m
+}
+
+func (m *Metrics) outcome(k jobs.Kind) {
+	if k >= jobs.Applied && k <= jobs.Released {
+		m.byKind[k].Inc()
+	}
+}
+
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(T); ok {
+			return existing
+		}
+	}
+	return c
+}
