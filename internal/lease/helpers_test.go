@@ -111,6 +111,9 @@ type cluster struct {
 	layout event.Layout
 	p      int
 	rec    *recorder
+	// keepBucket skips deleting the bucket at cleanup (a throwaway server
+	// that is already down by then).
+	keepBucket bool
 
 	mu    sync.Mutex
 	nodes []*node
@@ -128,6 +131,9 @@ func newCluster(t *testing.T, js jetstream.JetStream, p int) *cluster {
 	t.Helper()
 	c := &cluster{t: t, js: js, layout: event.Layout{Base: strings.ToLower(testenv.Unique("lease"))}, p: p, rec: &recorder{}}
 	t.Cleanup(func() {
+		if c.keepBucket {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = js.DeleteKeyValue(ctx, jobs.LeaseBucket(c.layout))

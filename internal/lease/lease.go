@@ -183,7 +183,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.heartbeatLoop(hbCtx)
 	}()
 
-	poll := time.NewTimer(0)
+	// The first poll waits a little (jittered) so that workers starting
+	// together see each other's heartbeats before they acquire.
+	poll := time.NewTimer(m.cfg.PollEvery/4 + mrand.N(m.cfg.PollEvery/4+1))
 	defer poll.Stop()
 	for {
 		select {

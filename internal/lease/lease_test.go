@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,7 +76,12 @@ func TestBalanceAndJoin(t *testing.T) {
 // deadline; the others take its partitions only after the keys expired,
 // and never while it still considers them valid.
 func TestKilledOwnerIsTakenOverOnlyAfterExpiry(t *testing.T) {
-	_, js := testenv.JetStream(t)
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) { testKilledOwner(t, srv.js(t)) })
+	}
+}
+
+func testKilledOwner(t *testing.T, js jetstream.JetStream) {
 	c := newCluster(t, js, 12)
 	s := startSampler(t, c)
 	a, b, k := c.start("a", nil), c.start("b", nil), c.start("k", nil)
@@ -250,6 +256,7 @@ func TestFencingWhenServerIsDown(t *testing.T) {
 	srv := testenv.StartNATSServer(t, testenv.ServerOptions{Port: port, StoreDir: dir})
 	js := connect(t, srv.ClientURL())
 	c := newCluster(t, js, 3)
+	c.keepBucket = true // the server's store is a temp dir
 	n := c.start("solo", nil)
 	cfg := n.m.Config()
 	eventually(t, 5*time.Second, "solo owns all", func() (bool, string) {
@@ -351,4 +358,34 @@ func revisions(c *cluster, p int) ([]uint64, error) {
 		}
 	}
 	return out, nil
+}
+
+// Every worker sharing a bucket must use the bucket's TTL (the fence is
+// computed from it); Run may be called once.
+func TestRunRefusesABucketWithAnotherTTL(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	c := newCluster(t, js, 2)
+	n := c.start("first", nil)
+	eventually(t, 5*time.Second, "first owns both", func() (bool, string) {
+		return balanced([]*node{n}, 2, []int{2})
+	})
+	if err := n.m.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "already started") {
+		t.Fatalf("second Run = %v, want an already-started error", err)
+	}
+	cfg := testConfig("other", 2)
+	cfg.Layout = c.layout
+	cfg.TTL = 3 * time.Second
+	m, err := New(js, cfg, Callbacks{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = m.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "bucket ttl 2s differs from configured ttl 3s") {
+		t.Fatalf("Run with another ttl = %v, want a ttl mismatch error", err)
+	}
+	if m.Valid(0) || len(m.Owned()) != 0 {
+		t.Fatal("a manager that failed to start holds partitions")
+	}
 }
