@@ -55,8 +55,10 @@
 // expire early). Absolute offsets between the clocks do not matter: no
 // timestamp crosses the wire. A process stopped for longer than the fence
 // (GC pause, SIGSTOP, VM freeze) resumes with Valid false, because Valid
-// reads the clock again. The bucket uses file storage so that a server
-// restart does not forget leases.
+// reads the clock again; a pause between Valid and the request is covered
+// only if the call's context carries CallDeadline(p) as its deadline. The
+// bucket uses file storage so that a server restart does not forget
+// leases.
 //
 // Defaults satisfy TTL > 2 × (VendorTimeout + RenewEvery) + Failover
 // (30 s > 2 × (5 s + 5 s) + 5 s); Validate enforces it.

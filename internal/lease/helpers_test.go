@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -50,6 +51,8 @@ type record struct {
 type recorder struct {
 	mu      sync.Mutex
 	records []record
+	// failRelease makes a worker's Release report "not drained".
+	failRelease map[string]bool
 }
 
 func (r *recorder) add(worker string, p int, kind string) {
@@ -99,6 +102,12 @@ func (r *recorder) callbacks(worker string) Callbacks {
 		},
 		Release: func(ctx context.Context, p int) error {
 			r.add(worker, p, kRelease)
+			r.mu.Lock()
+			fail := r.failRelease[worker]
+			r.mu.Unlock()
+			if fail {
+				return errors.New("in-flight call did not finish")
+			}
 			return nil
 		},
 	}
@@ -129,7 +138,7 @@ type node struct {
 
 func newCluster(t *testing.T, js jetstream.JetStream, p int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, js: js, layout: event.Layout{Base: strings.ToLower(testenv.Unique("lease"))}, p: p, rec: &recorder{}}
+	c := &cluster{t: t, js: js, layout: event.Layout{Base: strings.ToLower(testenv.Unique("lease"))}, p: p, rec: &recorder{failRelease: map[string]bool{}}}
 	t.Cleanup(func() {
 		if c.keepBucket {
 			return

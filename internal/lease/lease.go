@@ -132,6 +132,22 @@ func (m *Manager) Valid(p int) bool {
 	return l != nil && now.Before(l.deadline)
 }
 
+// CallDeadline reports, when Valid(p), the instant by which a vendor call
+// for p started now must have ended: the fencing deadline plus
+// VendorTimeout (renewSentAt + TTL − Margin). Use it as the call's context
+// deadline, so that a process paused between Valid and the request (GC,
+// SIGSTOP) cannot send it after the lease may have expired.
+func (m *Manager) CallDeadline(p int) (time.Time, bool) {
+	now := time.Now()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l := m.leases[p]
+	if l == nil || !now.Before(l.deadline) {
+		return time.Time{}, false
+	}
+	return l.deadline.Add(m.cfg.VendorTimeout), true
+}
+
 // Owned returns the partitions held now (including those being handed
 // back), in increasing order.
 func (m *Manager) Owned() []int {

@@ -183,6 +183,49 @@ func TestGracefulStopHandsBackQuickly(t *testing.T) {
 	s.check(t)
 }
 
+// A hand-back whose Release reports work still in flight drops the
+// partition locally but leaves the key to expire: nobody takes it before
+// the lease could have expired.
+func TestUndrainedReleaseLeavesTheKeyToExpire(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	c := newCluster(t, js, 4)
+	c.rec.failRelease["x"] = true
+	s := startSampler(t, c)
+	x := c.start("x", nil)
+	eventually(t, 5*time.Second, "x owns all", func() (bool, string) {
+		return balanced([]*node{x}, 4, []int{4})
+	})
+	cfg := x.m.Config()
+	joinAt := time.Now()
+	y := c.start("y", nil)
+	eventually(t, 3*cfg.TTL, "x and y own 2 each", func() (bool, string) {
+		return balanced([]*node{x, y}, 4, []int{2, 2})
+	})
+	handed := 0
+	for p := range 4 {
+		rel, ok := c.rec.firstAfter(p, kRelease, "y", joinAt)
+		if !ok {
+			continue
+		}
+		handed++
+		got, ok := c.rec.firstAfter(p, kAcquired, "x", rel.at)
+		if !ok {
+			t.Fatalf("partition %d: handed back by x but never acquired by y", p)
+		}
+		if d := got.at.Sub(rel.at); d < cfg.TTL-cfg.RenewEvery-50*time.Millisecond {
+			t.Errorf("partition %d: y acquired %s after an undrained release, before the key could expire", p, d)
+		}
+	}
+	if handed != 2 {
+		t.Fatalf("x handed back %d partitions, want 2", handed)
+	}
+	if got := counter(x.met, EventReleased); got != 0 {
+		t.Errorf("released counter %d after undrained releases, want 0", got)
+	}
+	s.stop()
+	s.check(t)
+}
+
 // A renew that hits a revision mismatch with someone else's token is lost
 // at once; one whose key holds our own token at a newer revision (a renew
 // applied without a reply) is kept.
@@ -212,6 +255,9 @@ func TestRenewRevisionMismatch(t *testing.T) {
 		if got := counter(n.met, EventLost); got != 1 {
 			t.Errorf("lost counter %d, want 1", got)
 		}
+		if _, ok := n.m.CallDeadline(0); ok {
+			t.Error("CallDeadline(0) ok after the lease was lost")
+		}
 		if got := n.m.Owned(); !slices.Equal(got, []int{1}) {
 			t.Errorf("Owned() = %v, want [1]", got)
 		}
@@ -240,6 +286,13 @@ func TestRenewRevisionMismatch(t *testing.T) {
 		})
 		if !n.m.Valid(1) {
 			t.Fatal("partition 1 not valid")
+		}
+		// Renewed within the last RenewEvery (plus scheduling slack), so the
+		// call deadline is close to now + TTL − Margin and never beyond it.
+		dl, ok := n.m.CallDeadline(1)
+		upper := time.Now().Add(cfg.TTL - cfg.Margin)
+		if !ok || dl.After(upper) || dl.Before(upper.Add(-cfg.RenewEvery-300*time.Millisecond)) {
+			t.Fatalf("CallDeadline(1) = %v, %v; want within (%v, %v]", dl, ok, upper.Add(-cfg.RenewEvery-300*time.Millisecond), upper)
 		}
 		if got := counter(n.met, EventLost); got != 1 {
 			t.Errorf("lost counter %d, want still 1", got)
