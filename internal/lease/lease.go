@@ -526,6 +526,7 @@ func (m *Manager) renewLoop(l *lease, lastSent time.Time) {
 // returns false when the lease is gone (lost, released or crashed).
 func (m *Manager) renew(l *lease, roundStart time.Time) bool {
 	wait := 25 * time.Millisecond
+	attempt := 0
 	for {
 		if l.ctx.Err() != nil || m.isCrashed() {
 			return false
@@ -567,7 +568,12 @@ func (m *Manager) renew(l *lease, roundStart time.Time) bool {
 			}
 		}
 		m.met.events.WithLabelValues(EventRenewError).Inc()
-		m.log.Warn("lease renew failed, retrying", slog.Int("partition", l.p),
+		level := slog.LevelDebug
+		if attempt == 0 {
+			level = slog.LevelWarn // once per round; retries are counted
+		}
+		attempt++
+		m.log.Log(context.Background(), level, "lease renew failed, retrying", slog.Int("partition", l.p),
 			slog.Duration("fence_left", time.Until(deadline)), slog.Any("err", err))
 		if !m.sleep(l, min(wait, time.Until(deadline))) {
 			return false
