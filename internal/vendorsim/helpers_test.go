@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,6 +152,21 @@ type harness struct {
 	t   testing.TB
 	sim *Sim
 	c   *http.Client
+
+	mu     sync.Mutex
+	sigAt  int64
+	sigVal string
+}
+
+// adminSig returns the demo admin's UserSig, re-signed when the clock
+// moved to another second (as a client caches its UserSig).
+func (h *harness) adminSig() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if now := h.now().Unix(); h.sigVal == "" || now != h.sigAt {
+		h.sigAt, h.sigVal = now, signUserSig(DemoTencentKey, DemoTencentSDKAppID, DemoTencentAdmin, now, 86400)
+	}
+	return h.sigVal
 }
 
 func newHarness(t testing.TB, mut func(*Config)) *harness {
@@ -209,7 +225,7 @@ func (h *harness) tencentReq(ctx context.Context, body any, mod func(url.Values)
 	q := url.Values{
 		"sdkappid":    {strconv.Itoa(DemoTencentSDKAppID)},
 		"identifier":  {DemoTencentAdmin},
-		"usersig":     {signUserSig(DemoTencentKey, DemoTencentSDKAppID, DemoTencentAdmin, h.now().Unix(), 86400)},
+		"usersig":     {h.adminSig()},
 		"random":      {"99999999"},
 		"contenttype": {"json"},
 	}
