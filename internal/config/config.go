@@ -89,7 +89,7 @@ type Config struct {
 	MaxBuffered int      `yaml:"max_buffered"` // default 100000
 	RetryBudget Duration `yaml:"retry_budget"` // in-process retry time per batch, default 20s
 
-	LeaseTTL Duration `yaml:"lease_ttl"` // default 15s
+	LeaseTTL Duration `yaml:"lease_ttl"` // default 30s (see internal/lease)
 
 	// ShutdownTimeout bounds the drain on SIGTERM. Default 25s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -124,7 +124,7 @@ func Defaults() Config {
 		MaxDelay:         Duration(time.Second),
 		MaxBuffered:      100_000,
 		RetryBudget:      Duration(20 * time.Second),
-		LeaseTTL:         Duration(15 * time.Second),
+		LeaseTTL:         Duration(30 * time.Second),
 		ShutdownTimeout:  Duration(25 * time.Second),
 		LogLevel:         "info",
 		LogFormat:        "json",
