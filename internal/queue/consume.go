@@ -1,0 +1,468 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/friendsync/friendsync/event"
+	"github.com/friendsync/friendsync/internal/jobs"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Handler takes a decoded, validated event. It must return promptly (the
+// AckWait clock of the messages prefetched behind it is running): it hands
+// the envelope on and settles it later through env.Settle, exactly once.
+// A non-nil error means it could not accept the envelope; the queue then
+// releases the message (Nak) and env.Settle must not be called.
+type Handler interface {
+	Handle(ctx context.Context, env *jobs.Envelope) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, env *jobs.Envelope) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, env *jobs.Envelope) error { return f(ctx, env) }
+
+// Validator checks an event against what the worker knows (its app exists,
+// the vendor's limits). A non-nil error dead-letters the event (invalid).
+// Event.Validate has already passed when it runs.
+type Validator func(ev *event.Event) error
+
+// Consumer pulls the partitions this worker owns, turns messages into
+// envelopes for the Handler and settles them. Create it with NewConsumer,
+// start Run in the background, then StartPartition / StopPartition as
+// leases come and go.
+type Consumer struct {
+	js       jetstream.JetStream
+	cfg      Config
+	topo     Topology
+	workerID string
+	validate Validator
+	h        Handler
+	log      *slog.Logger
+	m        *Metrics
+	settler  *settler
+	running  atomic.Bool
+
+	mu     sync.Mutex
+	parts  map[int]*partition
+	stream jetstream.Stream // cached handle for GetMsg/DeleteMsg
+
+	cmu        sync.Mutex
+	candidates map[uint64]candidate // stranded-message candidates by stream seq
+	sweeps     uint64               // sweep generation (sweep loop only)
+}
+
+// partition is the intake and the held messages of one owned partition.
+type partition struct {
+	p      int
+	cons   [2]jetstream.Consumer // by lane: live, bulk
+	cancel context.CancelFunc    // stops intake
+	done   chan struct{}         // closed when intake has returned
+
+	mu      sync.Mutex
+	held    map[uint64]*held // by stream sequence
+	drained chan struct{}    // non-nil while StopPartition waits; closed when held is empty
+}
+
+// NewConsumer builds a Consumer for the topology Ensure returned. workerID
+// goes into dead letters; validate may be nil (Event.Validate only); a nil
+// logger discards, nil metrics record nothing.
+func NewConsumer(js jetstream.JetStream, cfg Config, topo Topology, workerID string, validate Validator, h Handler, logger *slog.Logger, m *Metrics) (*Consumer, error) {
+	switch {
+	case js == nil:
+		return nil, errors.New("queue: new consumer: nil JetStream")
+	case h == nil:
+		return nil, errors.New("queue: new consumer: nil handler")
+	case workerID == "":
+		return nil, errors.New("queue: new consumer: empty worker id")
+	case topo.Partitions < 1 || topo.Partitions > event.MaxPartitions:
+		return nil, fmt.Errorf("queue: new consumer: topology has %d partitions: run Ensure first", topo.Partitions)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("queue: new consumer: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Consumer{
+		js: js, cfg: cfg, topo: topo, workerID: workerID, validate: validate, h: h, log: logger, m: m,
+		parts:      make(map[int]*partition),
+		candidates: make(map[uint64]candidate),
+	}
+	c.settler = &settler{
+		layout: cfg.Layout, workerID: workerID, pub: js, cfg: cfg, log: logger, m: m,
+		now: time.Now, rand: newRand(),
+	}
+	return c, nil
+}
+
+// StartPartition starts consuming both lanes of partition p: live first,
+// bulk while live is idle or with a small share (BulkShare per round)
+// while live keeps returning full batches. ctx bounds the setup only; the
+// intake runs until StopPartition.
+func (c *Consumer) StartPartition(ctx context.Context, p int) error {
+	if p < 0 || p >= c.topo.Partitions {
+		return fmt.Errorf("queue: start partition %d: want 0..%d", p, c.topo.Partitions-1)
+	}
+	c.mu.Lock()
+	_, busy := c.parts[p]
+	c.mu.Unlock()
+	if busy {
+		return fmt.Errorf("queue: start partition %d: already started", p)
+	}
+	pt := &partition{p: p, held: make(map[uint64]*held), done: make(chan struct{})}
+	for i, lane := range lanes {
+		// CreateOrUpdate is idempotent and repairs a deleted consumer.
+		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Layout.Stream(), consumerConfig(c.cfg, lane, p))
+		if err != nil {
+			return fmt.Errorf("queue: start partition %d: consumer %s: %w", p, jobs.ConsumerName(lane, p), err)
+		}
+		pt.cons[i] = cons
+	}
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	pt.cancel = cancel
+	c.mu.Lock()
+	if _, busy := c.parts[p]; busy {
+		c.mu.Unlock()
+		cancel()
+		return fmt.Errorf("queue: start partition %d: already started", p)
+	}
+	c.parts[p] = pt
+	c.mu.Unlock()
+	go c.intake(ictx, pt) // ends at StopPartition, which waits for it
+	c.log.Info("queue: partition started", slog.Int("partition", p))
+	return nil
+}
+
+// StopPartition stops intake of p, waits until every message of p this
+// worker holds is settled (ctx bounds the wait), then releases (Nak) the
+// rest; a later Settle of a released envelope is a no-op. Stopping a
+// partition that is not started is a no-op.
+func (c *Consumer) StopPartition(ctx context.Context, p int) error {
+	c.mu.Lock()
+	pt := c.parts[p]
+	c.mu.Unlock()
+	if pt == nil {
+		return nil
+	}
+	pt.cancel()
+	var errs []error
+	select {
+	case <-pt.done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("queue: stop partition %d: intake still running: %w", p, ctx.Err()))
+	}
+
+	pt.mu.Lock()
+	pt.drained = make(chan struct{})
+	if len(pt.held) == 0 {
+		close(pt.drained)
+	}
+	drained := pt.drained
+	pt.mu.Unlock()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+	}
+
+	pt.mu.Lock()
+	left := make([]*held, 0, len(pt.held))
+	for _, h := range pt.held {
+		left = append(left, h)
+	}
+	pt.mu.Unlock()
+	slices.SortFunc(left, func(a, b *held) int { return cmp.Compare(a.meta.Seq, b.meta.Seq) })
+	for _, h := range left {
+		c.settler.settle(h, jobs.Outcome{Kind: jobs.Released, Reason: "partition " + strconv.Itoa(p) + " stopped"}, true)
+	}
+
+	c.mu.Lock()
+	if c.parts[p] == pt {
+		delete(c.parts, p)
+	}
+	c.mu.Unlock()
+	c.log.Info("queue: partition stopped", slog.Int("partition", p), slog.Int("released", len(left)))
+	return errors.Join(errs...)
+}
+
+// StopAll stops every started partition (see StopPartition).
+func (c *Consumer) StopAll(ctx context.Context) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, p := range c.Partitions() {
+		wg.Go(func() {
+			if err := c.StopPartition(ctx, p); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Partitions lists the started partitions in order.
+func (c *Consumer) Partitions() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps := make([]int, 0, len(c.parts))
+	for p := range c.parts {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// intake pulls p until ctx ends. Live first: a round pulls live without
+// waiting; bulk gets a full batch when live returned less than a full one
+// and BulkShare messages otherwise; when both are empty it long-polls both
+// lanes for IdleWait. Pulls are never cancelled mid-flight (a cancelled
+// pull can strand delivered messages until AckWait), so stopping takes up
+// to IdleWait.
+func (c *Consumer) intake(ctx context.Context, pt *partition) {
+	defer close(pt.done)
+	for ctx.Err() == nil {
+		n := c.pull(ctx, pt, 0, c.cfg.FetchBatch)
+		if ctx.Err() != nil {
+			return
+		}
+		share := c.cfg.FetchBatch
+		if n >= c.cfg.FetchBatch {
+			share = c.cfg.BulkShare
+		}
+		m := c.pull(ctx, pt, 1, share)
+		if n > 0 || m > 0 || ctx.Err() != nil {
+			continue
+		}
+		c.poll(ctx, pt)
+	}
+}
+
+// pull fetches up to batch messages of one lane without waiting and
+// dispatches them; it returns how many arrived.
+func (c *Consumer) pull(ctx context.Context, pt *partition, li, batch int) int {
+	b, err := pt.cons[li].FetchNoWait(batch)
+	if err != nil {
+		c.pullFailed(ctx, pt, li, err)
+		return 0
+	}
+	n := 0
+	for msg := range b.Messages() {
+		n++
+		c.receive(ctx, pt, lanes[li], msg)
+	}
+	if err := b.Error(); err != nil {
+		c.log.Debug("queue: pull ended", slog.Int("partition", pt.p), slog.String("lane", string(lanes[li])), slog.Any("error", err))
+	}
+	return n
+}
+
+// poll long-polls both lanes for up to IdleWait, dispatching messages as
+// they arrive.
+func (c *Consumer) poll(ctx context.Context, pt *partition) {
+	var chans [2]<-chan jetstream.Msg
+	var batches [2]jetstream.MessageBatch
+	for li := range lanes {
+		b, err := pt.cons[li].Fetch(c.cfg.FetchBatch, jetstream.FetchMaxWait(c.cfg.IdleWait))
+		if err != nil {
+			c.pullFailed(ctx, pt, li, err)
+			continue
+		}
+		batches[li], chans[li] = b, b.Messages()
+	}
+	for chans[0] != nil || chans[1] != nil {
+		select {
+		case msg, ok := <-chans[0]:
+			if !ok {
+				chans[0] = nil
+				continue
+			}
+			c.receive(ctx, pt, lanes[0], msg)
+		case msg, ok := <-chans[1]:
+			if !ok {
+				chans[1] = nil
+				continue
+			}
+			c.receive(ctx, pt, lanes[1], msg)
+		}
+	}
+	for li, b := range batches {
+		if b != nil && b.Error() != nil {
+			c.log.Debug("queue: poll ended", slog.Int("partition", pt.p), slog.String("lane", string(lanes[li])), slog.Any("error", b.Error()))
+		}
+	}
+}
+
+// pullFailed logs a failed pull and waits IdleWait (or until ctx ends) so
+// that a broken connection does not spin.
+func (c *Consumer) pullFailed(ctx context.Context, pt *partition, li int, err error) {
+	c.log.Warn("queue: pull failed", slog.Int("partition", pt.p), slog.String("lane", string(lanes[li])), slog.Any("error", err))
+	t := time.NewTimer(c.cfg.IdleWait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// receive turns one delivery into an envelope for the handler, or settles
+// it at once (invalid, spare delivery, partition stopping).
+func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, msg jetstream.Msg) {
+	c.m.incReceived(lane)
+	md, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery: nothing to settle against.
+		c.log.Error("queue: message without metadata", slog.Int("partition", pt.p), slog.Any("error", err))
+		return
+	}
+	meta := jobs.Meta{
+		Stream:     md.Stream,
+		Subject:    msg.Subject(),
+		Seq:        md.Sequence.Stream,
+		Published:  md.Timestamp,
+		Delivered:  int(md.NumDelivered),
+		MaxDeliver: c.cfg.MaxDeliver,
+		Lane:       lane,
+		Partition:  pt.p,
+		MsgID:      msg.Headers().Get(jetstream.MsgIDHeader),
+	}
+	subjLane, subjPart, subjOK := c.cfg.Layout.ParseSubject(meta.Subject)
+	if subjOK {
+		meta.Lane, meta.Partition = subjLane, subjPart
+	}
+	h := &held{msg: msg, meta: meta, eventID: meta.MsgID, received: time.Now(), release: pt.release}
+	h.version = jobs.VersionOf(&event.Event{}, meta)
+	pt.hold(h)
+	c.forget(meta.Seq)
+
+	settle := func(o jobs.Outcome) { c.settler.settle(h, o, false) }
+	if ctx.Err() != nil {
+		settle(jobs.Outcome{Kind: jobs.Released, Reason: "partition stopping"})
+		return
+	}
+	ev, derr := event.Decode(msg.Data())
+	if derr == nil {
+		if ev.ID != "" {
+			h.eventID = ev.ID
+		}
+		h.version = jobs.VersionOf(&ev, meta)
+	}
+	if meta.Delivered > c.cfg.MaxDeliver {
+		// The spare delivery: whoever held the last one died.
+		settle(jobs.Outcome{Kind: jobs.Released,
+			Reason: "the worker holding the last delivery did not settle it (spare delivery " + strconv.Itoa(meta.Delivered) + ")"})
+		return
+	}
+	if !subjOK || subjPart != pt.p || subjLane != lane {
+		settle(jobs.Outcome{Kind: jobs.Invalid, Reason: "subject " + meta.Subject + " is not this consumer's"})
+		return
+	}
+	if derr != nil {
+		settle(jobs.Outcome{Kind: jobs.Invalid, Reason: derr.Error()})
+		return
+	}
+	if err := c.check(&ev, subjPart); err != nil {
+		settle(jobs.Outcome{Kind: jobs.Invalid, Reason: err.Error()})
+		return
+	}
+	env := &jobs.Envelope{Event: ev, Meta: meta, Version: h.version, Settle: settle}
+	if err := c.h.Handle(ctx, env); err != nil {
+		h.mu.Lock()
+		done := h.settled
+		h.mu.Unlock()
+		if !done {
+			settle(jobs.Outcome{Kind: jobs.Released, Reason: "handler refused: " + err.Error()})
+		}
+	}
+}
+
+// check validates an event: the contract, the worker's rules, and that it
+// sits in the partition its key hashes to (one owner per account).
+func (c *Consumer) check(ev *event.Event, p int) error {
+	if err := ev.Validate(); err != nil {
+		return err
+	}
+	if c.validate != nil {
+		if err := c.validate(ev); err != nil {
+			return err
+		}
+	}
+	if want := event.Partition(ev.App, ev.From, c.topo.Partitions); want != p {
+		return fmt.Errorf("event hashes to partition %d of %d but was published to partition %d (publisher uses another partition count?)",
+			want, c.topo.Partitions, p)
+	}
+	return nil
+}
+
+// hold registers h; a held delivery of the same sequence is replaced (its
+// AckWait ran out without heartbeats, so the server redelivered it).
+func (pt *partition) hold(h *held) {
+	pt.mu.Lock()
+	old := pt.held[h.meta.Seq]
+	pt.held[h.meta.Seq] = h
+	pt.mu.Unlock()
+	if old != nil {
+		old.mu.Lock()
+		old.stale = true
+		old.mu.Unlock()
+	}
+}
+
+// release removes a settled h from the held set.
+func (pt *partition) release(h *held) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	if pt.held[h.meta.Seq] == h {
+		delete(pt.held, h.meta.Seq)
+	}
+	if pt.drained != nil && len(pt.held) == 0 {
+		select {
+		case <-pt.drained:
+		default:
+			close(pt.drained)
+		}
+	}
+}
+
+// snapshot returns the held messages.
+func (pt *partition) snapshot() []*held {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	hs := make([]*held, 0, len(pt.held))
+	for _, h := range pt.held {
+		hs = append(hs, h)
+	}
+	return hs
+}
+
+// holds reports whether seq is held.
+func (pt *partition) holds(seq uint64) bool {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	_, ok := pt.held[seq]
+	return ok
+}
+
+func (c *Consumer) partitionList() []*partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps := make([]*partition, 0, len(c.parts))
+	for _, pt := range c.parts {
+		ps = append(ps, pt)
+	}
+	slices.SortFunc(ps, func(a, b *partition) int { return a.p - b.p })
+	return ps
+}
