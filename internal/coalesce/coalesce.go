@@ -112,6 +112,7 @@ type Stats struct {
 type Coalescer[K comparable, V any] struct {
 	cfg   Config
 	flush FlushFunc[K, V]
+	base  time.Time // origin of the entries' times
 
 	ctx    context.Context // handed to every flush
 	cancel context.CancelFunc
@@ -135,11 +136,13 @@ type Coalescer[K comparable, V any] struct {
 // entry is the state of one key. It lives in Coalescer.keys while the key
 // holds values, flies, or carries a Defer that has not passed.
 type entry[K comparable, V any] struct {
-	key       K
-	buf       []V
-	first     time.Time // arrival of the oldest buffered value
-	last      time.Time // arrival of the newest buffered value
-	notBefore time.Time // Defer
+	key K
+	buf []V
+	// Times are offsets from Coalescer.base on the monotonic clock: one
+	// clock read per Add instead of the two of time.Now.
+	first     time.Duration // arrival of the oldest buffered value
+	last      time.Duration // arrival of the newest buffered value
+	notBefore time.Duration // Defer; 0: none
 	timer     *time.Timer
 	live      bool // in Coalescer.keys
 	counted   bool // counted against MaxKeys
@@ -148,8 +151,9 @@ type entry[K comparable, V any] struct {
 }
 
 const (
-	maxSpare = 256
-	maxFree  = 1024
+	initialBuf = 16 // first capacity of a key's buffer
+	maxSpare   = 256
+	maxFree    = 1024
 )
 
 // New returns a Coalescer that calls flush for every batch.
@@ -164,6 +168,7 @@ func New[K comparable, V any](cfg Config, flush FlushFunc[K, V]) (*Coalescer[K, 
 	return &Coalescer[K, V]{
 		cfg:    cfg.withDefaults(),
 		flush:  flush,
+		base:   time.Now(),
 		ctx:    ctx,
 		cancel: cancel,
 		keys:   make(map[K]*entry[K, V]),
@@ -192,11 +197,14 @@ func (c *Coalescer[K, V]) Add(ctx context.Context, key K, v V) error {
 		e.counted = true
 		c.nkeys++
 	}
-	now := time.Now()
+	now := c.now()
 	if len(e.buf) == 0 {
 		e.first = now
 		if cap(e.buf) == 0 {
 			e.buf = c.spareSlice()
+		}
+		if cap(e.buf) == 0 {
+			e.buf = make([]V, 0, min(c.cfg.MaxSize, initialBuf))
 		}
 	}
 	e.buf = append(e.buf, v)
@@ -248,19 +256,19 @@ func (c *Coalescer[K, V]) Defer(key K, d time.Duration) {
 	if c.closed {
 		return
 	}
-	now := time.Now()
-	nb := now.Add(d)
+	now := c.now()
+	nb := now + d
 	e := c.keys[key]
 	if e == nil {
 		e = c.newEntry(key)
 	}
-	if nb.After(e.notBefore) {
+	if nb > e.notBefore {
 		e.notBefore = nb
 	}
 	if !e.flying && !e.queued && len(e.buf) == 0 {
 		// Keep the entry until the deferral passes, then drop it. With values
 		// buffered a timer is already armed; it re-checks when it fires.
-		c.arm(e, nb.Sub(now))
+		c.arm(e, nb-now)
 	}
 }
 
@@ -276,7 +284,7 @@ func (c *Coalescer[K, V]) Close(ctx context.Context) error {
 	if !c.closed {
 		c.closed = true
 		c.wake()
-		now := time.Now()
+		now := c.now()
 		for _, e := range c.keys {
 			switch {
 			case e.flying || e.queued:
@@ -326,31 +334,27 @@ func (c *Coalescer[K, V]) newEntry(key K) *entry[K, V] {
 	return e
 }
 
-// due is when e's buffered values should be flushed. The zero time means
-// now.
-func (c *Coalescer[K, V]) due(e *entry[K, V]) time.Time {
+// now is the time since c.base.
+func (c *Coalescer[K, V]) now() time.Duration { return time.Since(c.base) }
+
+// due is when e's buffered values should be flushed (0: now).
+func (c *Coalescer[K, V]) due(e *entry[K, V]) time.Duration {
 	if c.closed {
-		return time.Time{}
+		return 0
 	}
-	var d time.Time
+	var d time.Duration
 	if len(e.buf) < c.cfg.MaxSize {
-		d = e.last.Add(c.cfg.Grace)
-		if m := e.first.Add(c.cfg.MaxDelay); m.Before(d) {
-			d = m
-		}
+		d = min(e.last+c.cfg.Grace, e.first+c.cfg.MaxDelay)
 	}
-	if e.notBefore.After(d) {
-		d = e.notBefore
-	}
-	return d
+	return max(d, e.notBefore)
 }
 
 // schedule arms e's timer for its due time, or starts its flush if it is
 // due. e holds values and neither flies nor waits for a slot. With spawn
 // false a due entry is only queued (the caller's goroutine will run it).
-func (c *Coalescer[K, V]) schedule(e *entry[K, V], now time.Time, spawn bool) {
-	if d := c.due(e); d.After(now) {
-		c.arm(e, d.Sub(now))
+func (c *Coalescer[K, V]) schedule(e *entry[K, V], now time.Duration, spawn bool) {
+	if d := c.due(e); d > now {
+		c.arm(e, d-now)
 		return
 	}
 	if e.timer != nil {
@@ -381,7 +385,7 @@ func (c *Coalescer[K, V]) fire(e *entry[K, V]) {
 	if !e.live || e.flying || e.queued {
 		return
 	}
-	now := time.Now()
+	now := c.now()
 	if len(e.buf) == 0 {
 		c.release(e, now)
 		return
@@ -424,7 +428,7 @@ func (c *Coalescer[K, V]) run(e *entry[K, V], batch []V, whole bool) {
 		c.inflight--
 		e.flying = false
 		c.wake()
-		now := time.Now()
+		now := c.now()
 		if len(e.buf) > 0 {
 			c.schedule(e, now, false)
 		} else {
@@ -443,7 +447,7 @@ func (c *Coalescer[K, V]) run(e *entry[K, V], batch []V, whole bool) {
 
 // popReady returns the next queued entry that is still due, if a flush slot
 // is free.
-func (c *Coalescer[K, V]) popReady(now time.Time) *entry[K, V] {
+func (c *Coalescer[K, V]) popReady(now time.Duration) *entry[K, V] {
 	for c.inflight < c.cfg.MaxFlushes && c.readyHead < len(c.ready) {
 		e := c.ready[c.readyHead]
 		c.ready[c.readyHead] = nil
@@ -452,8 +456,8 @@ func (c *Coalescer[K, V]) popReady(now time.Time) *entry[K, V] {
 			c.ready, c.readyHead = c.ready[:0], 0
 		}
 		e.queued = false
-		if d := c.due(e); d.After(now) { // deferred while waiting
-			c.arm(e, d.Sub(now))
+		if d := c.due(e); d > now { // deferred while waiting
+			c.arm(e, d-now)
 			continue
 		}
 		return e
@@ -463,13 +467,13 @@ func (c *Coalescer[K, V]) popReady(now time.Time) *entry[K, V] {
 
 // release handles an entry that neither holds nor flies values: it stops
 // counting against MaxKeys and is dropped unless a Defer is pending.
-func (c *Coalescer[K, V]) release(e *entry[K, V], now time.Time) {
+func (c *Coalescer[K, V]) release(e *entry[K, V], now time.Duration) {
 	if e.counted {
 		e.counted = false
 		c.nkeys--
 	}
-	if !c.closed && e.notBefore.After(now) {
-		c.arm(e, e.notBefore.Sub(now))
+	if !c.closed && e.notBefore > now {
+		c.arm(e, e.notBefore-now)
 		return
 	}
 	if e.timer != nil {
@@ -479,7 +483,7 @@ func (c *Coalescer[K, V]) release(e *entry[K, V], now time.Time) {
 	var zero K
 	e.key = zero
 	e.live = false
-	e.notBefore = time.Time{}
+	e.notBefore = 0
 	if cap(e.buf) > 0 && len(c.spare) < maxSpare {
 		c.spare = append(c.spare, e.buf[:0])
 	}

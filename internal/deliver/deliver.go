@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -177,19 +178,33 @@ const (
 // envelope, in order. It never sends two calls at once and never sends a
 // value whose version is not newer than the stored one.
 func (d *Deliverer) Deliver(ctx context.Context, key jobs.Key, envs []*jobs.Envelope) []jobs.Outcome {
-	out := make([]jobs.Outcome, len(envs))
+	return d.DeliverAppend(ctx, key, envs, nil)
+}
+
+// DeliverAppend is Deliver appending the outcomes to dst, so that a caller
+// can reuse one slice across batches.
+func (d *Deliverer) DeliverAppend(ctx context.Context, key jobs.Key, envs []*jobs.Envelope, dst []jobs.Outcome) []jobs.Outcome {
+	n := len(dst)
+	dst = slices.Grow(dst, len(envs))[:n+len(envs)]
+	out := dst[n:]
+	clear(out)
+	d.deliver(ctx, key, envs, out)
+	return dst
+}
+
+func (d *Deliverer) deliver(ctx context.Context, key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome) {
 	if len(envs) == 0 {
-		return out
+		return
 	}
 	defer d.count(out)
 	sender, ok := d.senders(key.App)
 	if !ok || sender == nil {
 		fill(out, jobs.Outcome{Kind: jobs.Invalid, Reason: reasonUnknownApp})
-		return out
+		return
 	}
 	if ctx.Err() != nil {
 		fill(out, jobs.Outcome{Kind: jobs.Released, Reason: reasonReleased})
-		return out
+		return
 	}
 
 	b := d.pool.Get().(*batch)
@@ -197,7 +212,7 @@ func (d *Deliverer) Deliver(ctx context.Context, key jobs.Key, envs []*jobs.Enve
 	b.reset()
 	b.collect(key, envs, out)
 	if len(b.slots) == 0 {
-		return out
+		return
 	}
 	stored, err := d.ver.Load(ctx, key, b.names)
 	if err == nil && len(stored) != len(b.names) {
@@ -212,7 +227,7 @@ func (d *Deliverer) Deliver(ctx context.Context, key jobs.Key, envs []*jobs.Enve
 			d.log.WarnContext(ctx, "deliver: load versions failed", "app", key.App, "fields", len(b.names), "error", err)
 		}
 		b.fillValid(out, o)
-		return out
+		return
 	}
 	d.m.superseded.Add(float64(b.merge(stored)))
 
@@ -224,7 +239,6 @@ func (d *Deliverer) Deliver(ctx context.Context, key jobs.Key, envs []*jobs.Enve
 		d.raise(ctx, key, b)
 	}
 	b.finish(out, d.m)
-	return out
 }
 
 func (d *Deliverer) count(out []jobs.Outcome) {

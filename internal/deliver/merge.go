@@ -51,7 +51,10 @@ type envState struct {
 type batch struct {
 	items     map[string]int32 // To → item index
 	slotIndex map[slotKey]int32
-	tos       []string // item index → To
+	tos       []string   // item index → To
+	fixed     [][2]int32 // item index → slot of its remark and groups (-1: none)
+	attrMaps  []map[string]string
+	attrUsed  int
 	slots     []slot
 	names     []string // slot index → "<to>/<field>"
 	refs      []ref
@@ -82,6 +85,11 @@ func (b *batch) reset() {
 	clear(b.slotIndex)
 	clear(b.tos)
 	b.tos = b.tos[:0]
+	b.fixed = b.fixed[:0]
+	for _, m := range b.attrMaps[:b.attrUsed] {
+		clear(m)
+	}
+	b.attrUsed = 0
 	clear(b.slots)
 	b.slots = b.slots[:0]
 	clear(b.names)
@@ -119,6 +127,7 @@ func (b *batch) collect(key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome)
 		b.envs = make([]envState, len(envs))
 	}
 	b.envs = b.envs[:len(envs)]
+	warm(envs)
 	first := true
 	for i, e := range envs {
 		b.envs[i] = envState{}
@@ -143,7 +152,7 @@ func (b *batch) collect(key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome)
 			out[i] = jobs.Outcome{Kind: jobs.Invalid, Reason: reasonNoVersion}
 			continue
 		}
-		if e.Meta.Lane != event.LaneBulk {
+		if b.lane != event.LaneLive && e.Meta.Lane != event.LaneBulk {
 			b.lane = event.LaneLive
 		}
 		if first {
@@ -155,6 +164,7 @@ func (b *batch) collect(key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome)
 			item = int32(len(b.tos))
 			b.items[ev.To] = item
 			b.tos = append(b.tos, ev.To)
+			b.fixed = append(b.fixed, [2]int32{-1, -1})
 		}
 		st := envState{valid: true, item: item, start: int32(len(b.refs)), ver: v}
 		if ev.Remark != nil {
@@ -197,14 +207,59 @@ func (b *batch) collect(key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome)
 	}
 }
 
+// warm reads the parts of every envelope collect uses in one pass of
+// independent loads, so that the processor fetches the (usually cold)
+// envelopes in parallel instead of one miss at a time in the dependent
+// loop that follows.
+func warm(envs []*jobs.Envelope) {
+	var n int64
+	for _, e := range envs {
+		if e != nil {
+			n += int64(len(e.Event.From)+len(e.Event.Attrs)) + e.Event.TS + e.Version.TS
+		}
+	}
+	warmSink = n
+}
+
+var warmSink int64
+
+// slotOf returns the slot of k, adding it if needed.
 func (b *batch) slotOf(k slotKey) int32 {
-	if s, ok := b.slotIndex[k]; ok {
+	if s, ok := b.find(k); ok {
 		return s
 	}
 	s := int32(len(b.slots))
-	b.slotIndex[k] = s
+	if k.kind == fieldAttr {
+		b.slotIndex[k] = s
+	} else {
+		b.fixed[k.item][k.kind] = s
+	}
 	b.slots = append(b.slots, slot{key: k, winner: -1})
 	return s
+}
+
+// find returns the slot of k. Remark and groups slots are found without
+// hashing: they are the common case.
+func (b *batch) find(k slotKey) (int32, bool) {
+	if k.kind != fieldAttr {
+		s := b.fixed[k.item][k.kind]
+		return s, s >= 0
+	}
+	s, ok := b.slotIndex[k]
+	return s, ok
+}
+
+// attrMap returns an empty map for an item's attributes, reused across
+// batches (a Sender must not retain items).
+func (b *batch) attrMap() map[string]string {
+	if b.attrUsed < len(b.attrMaps) {
+		b.attrUsed++
+		return b.attrMaps[b.attrUsed-1]
+	}
+	m := make(map[string]string, 1)
+	b.attrMaps = append(b.attrMaps, m)
+	b.attrUsed++
+	return m
 }
 
 // fillValid sets o for every env collect accepted.
@@ -281,7 +336,7 @@ func (b *batch) buildItems(envs []*jobs.Envelope) []vendors.Item {
 			it.Groups = ev.Groups
 		default:
 			if it.Attrs == nil {
-				it.Attrs = make(map[string]string, 1)
+				it.Attrs = b.attrMap()
 			}
 			it.Attrs[s.key.attr] = ev.Attrs[s.key.attr]
 		}
@@ -312,7 +367,7 @@ func (b *batch) apply(ci *vendors.Item, o jobs.Outcome) {
 }
 
 func (b *batch) applySlot(k slotKey, o jobs.Outcome) {
-	s, ok := b.slotIndex[k]
+	s, ok := b.find(k)
 	if !ok || b.slots[s].winner < 0 {
 		return
 	}
