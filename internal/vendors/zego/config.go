@@ -11,8 +11,7 @@ import (
 
 // Defaults and bounds of Config.
 const (
-	// DefaultBaseURL is ZEGO's unified ZIM server API host; it routes to the
-	// nearest region.
+	// DefaultBaseURL is ZEGO's unified ZIM server API host.
 	DefaultBaseURL = "https://zim-api.zego.im"
 	// DefaultMaxAliasBatch is the documented UpdateFriendsAlias cap.
 	DefaultMaxAliasBatch = 20
@@ -22,15 +21,16 @@ const (
 	DefaultTimeout = 10 * time.Second
 )
 
-// Regional ZIM server API hosts, for Config.BaseURL when an app's data must
-// stay in (or is closest to) one region. All are HTTPS only.
+// Regional ZIM server API hosts (VENDORS.md C.1), for Config.BaseURL when
+// an app should pin one region instead of the unified DefaultBaseURL. The
+// names follow the hosts' airport codes; all are HTTPS only.
 const (
-	BaseURLShanghai   = "https://zim-api-sha.zego.im" // mainland China
-	BaseURLHongKong   = "https://zim-api-hkg.zego.im" // Hong Kong, Macau, Taiwan
-	BaseURLFrankfurt  = "https://zim-api-fra.zego.im" // Europe
-	BaseURLLosAngeles = "https://zim-api-lax.zego.im" // North America
-	BaseURLMumbai     = "https://zim-api-bom.zego.im" // India
-	BaseURLSingapore  = "https://zim-api-sgp.zego.im" // Southeast Asia
+	BaseURLShanghai   = "https://zim-api-sha.zego.im"
+	BaseURLHongKong   = "https://zim-api-hkg.zego.im"
+	BaseURLFrankfurt  = "https://zim-api-fra.zego.im"
+	BaseURLLosAngeles = "https://zim-api-lax.zego.im"
+	BaseURLMumbai     = "https://zim-api-bom.zego.im"
+	BaseURLSingapore  = "https://zim-api-sgp.zego.im"
 )
 
 // Config configures a Client. The zero value of each field except AppID and
