@@ -6,68 +6,57 @@ import (
 	"strconv"
 )
 
-// The request parsers read JSON through these helpers rather than struct
-// tags: encoding/json matches field names case-insensitively, and a strict
-// simulator must notice a client that sends "from_account" for
-// "From_Account". Keys are matched exactly; unknown keys are ignored.
+// The request parsers decode a body once into generic values (objects as
+// map[string]any, numbers as json.Number) and read fields through these
+// helpers rather than struct tags: encoding/json matches struct field names
+// case-insensitively, and a strict simulator must notice a client that
+// sends "from_account" for "From_Account". Keys are matched exactly;
+// unknown keys are ignored; a missing key and null read the same (absent).
 
-type jobject map[string]json.RawMessage
+type jobject = map[string]any
 
-// asObject decodes raw as a JSON object (not null).
-func asObject(raw json.RawMessage) (jobject, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
+// parseJSON decodes exactly one JSON value (trailing whitespace only).
+func parseJSON(b []byte) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
 		return nil, false
 	}
-	var o jobject
-	if err := json.Unmarshal(raw, &o); err != nil {
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
 		return nil, false
 	}
-	return o, true
+	return v, true
 }
 
-// asArray decodes raw as a JSON array (not null).
-func asArray(raw json.RawMessage) ([]json.RawMessage, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '[' {
-		return nil, false
-	}
-	var a []json.RawMessage
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, false
-	}
-	return a, true
+// asObject reads v as a JSON object (not null).
+func asObject(v any) (jobject, bool) {
+	o, ok := v.(map[string]any)
+	return o, ok
 }
 
-// asString decodes raw as a JSON string (not null, not a number).
-func asString(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '"' {
-		return "", false
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
-	}
-	return s, true
+// asArray reads v as a JSON array (not null).
+func asArray(v any) ([]any, bool) {
+	a, ok := v.([]any)
+	return a, ok
 }
 
-// asInt decodes raw as a JSON integer literal that fits int64 (no
-// fraction, no exponent, no quotes).
-func asInt(raw json.RawMessage) (int64, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+// asString reads v as a JSON string (not null, not a number).
+func asString(v any) (string, bool) {
+	s, ok := v.(string)
+	return s, ok
+}
+
+// asInt reads v as a JSON integer literal that fits int64 (no fraction,
+// no exponent, no quotes).
+func asInt(v any) (int64, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	return n, true
+	i, err := strconv.ParseInt(string(n), 10, 64)
+	return i, err == nil
 }
 
 // absent reports whether a field is missing or null.
-func absent(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) == 0 || string(raw) == "null"
-}
+func absent(v any) bool { return v == nil }

@@ -177,7 +177,11 @@ func (s *Sim) serveTencent(w http.ResponseWriter, r *http.Request) {
 // parseTencent reads a friend_update body into one change per UpdateItem.
 // A non-zero code is a whole-call error.
 func (s *Sim) parseTencent(body []byte) (from string, items []change, code int, info string) {
-	top, ok := asObject(body)
+	doc, ok := parseJSON(body)
+	if !ok {
+		return "", nil, 60003, "request body is not JSON"
+	}
+	top, ok := asObject(doc)
 	if !ok {
 		return "", nil, 60003, "request body is not a JSON object"
 	}
@@ -199,7 +203,7 @@ func (s *Sim) parseTencent(body []byte) (from string, items []change, code int, 
 	return from, items, 0, ""
 }
 
-func (s *Sim) tencentItem(from string, raw []byte) change {
+func (s *Sim) tencentItem(from string, raw any) change {
 	lim := &s.cfg.Limits
 	o, ok := asObject(raw)
 	if !ok {

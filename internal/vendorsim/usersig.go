@@ -51,7 +51,11 @@ func decodeUserSig(usersig string) (userSigDoc, bool) {
 	if err != nil || len(js) > maxUserSigJSON {
 		return d, false
 	}
-	o, ok := asObject(js)
+	doc, ok := parseJSON(js)
+	if !ok {
+		return d, false
+	}
+	o, ok := asObject(doc)
 	if !ok {
 		return d, false
 	}

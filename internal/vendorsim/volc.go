@@ -200,7 +200,12 @@ func (s *Sim) serveVolc(w http.ResponseWriter, r *http.Request) {
 			}
 			return volcHostValue(host)
 		}
-		return strings.Join(r.Header.Values(name), ",")
+		vs := r.Header.Values(name)
+		if name == "content-length" && len(vs) == 0 && r.ContentLength >= 0 {
+			// In-memory requests carry the length in ContentLength only.
+			return strconv.FormatInt(r.ContentLength, 10)
+		}
+		return strings.Join(vs, ",")
 	}
 	cr := volcCanonicalRequest(r.Method, r.URL.Path, q, auth.SignedHeaders, header, bodyHash)
 	want := volcSignature(acc.SecretKey, xdate, s.cfg.VolcRegion, s.cfg.VolcService, cr)
@@ -255,8 +260,9 @@ func (s *Sim) serveVolc(w http.ResponseWriter, r *http.Request) {
 // FriendUserId. A non-empty code is a whole-call InvalidParameter.
 func (s *Sim) parseVolc(body []byte) (appID, userID int64, items []change, ids []int64, code, msg string) {
 	const inv = "InvalidParameter"
-	top, ok := asObject(body)
-	if !ok {
+	doc, ok := parseJSON(body)
+	top, isObj := asObject(doc)
+	if !ok || !isObj {
 		return 0, 0, nil, nil, inv, "request body is not a JSON object"
 	}
 	appID, ok = asInt(top["AppId"])

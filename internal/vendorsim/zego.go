@@ -228,8 +228,9 @@ func (s *Sim) zegoAlias(w http.ResponseWriter, r *http.Request, app string, body
 	st := s.st(event.Zego)
 	lim := &s.cfg.Limits
 	fail := func(code int, msg string) { s.zegoAnswer(w, r, app, zegoResponse{Code: code, Message: msg}) }
-	top, ok := asObject(body)
-	if !ok {
+	doc, ok := parseJSON(body)
+	top, isObj := asObject(doc)
+	if !ok || !isObj {
 		fail(660000002, "request body is not a JSON object")
 		return
 	}
@@ -316,8 +317,9 @@ func (s *Sim) zegoAttributes(w http.ResponseWriter, r *http.Request, app string,
 	st := s.st(event.Zego)
 	lim := &s.cfg.Limits
 	fail := func(code int, msg string) { s.zegoAnswer(w, r, app, zegoResponse{Code: code, Message: msg}) }
-	top, ok := asObject(body)
-	if !ok {
+	doc, ok := parseJSON(body)
+	top, isObj := asObject(doc)
+	if !ok || !isObj {
 		fail(660000002, "request body is not a JSON object")
 		return
 	}
