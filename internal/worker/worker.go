@@ -25,8 +25,8 @@ import (
 	"github.com/friendsync/friendsync/internal/lease"
 	"github.com/friendsync/friendsync/internal/queue"
 	"github.com/friendsync/friendsync/internal/ratelimit"
-	"github.com/friendsync/friendsync/internal/versions"
 	"github.com/friendsync/friendsync/internal/vendorsim"
+	"github.com/friendsync/friendsync/internal/versions"
 )
 
 // Deps are what tests (and embedders) may inject; zero values build the
