@@ -1,0 +1,40 @@
+// Package enqueue owns the enqueue command: bulk publishing of friend-update
+// events from NDJSON or CSV files (backfills) and the inspection and replay
+// of dead letters. cmd/enqueue is a thin main around Run.
+//
+// # Publish
+//
+// A publish run makes two passes over its input. The first validates every
+// line with the contract's decoder and the vendor rules of the line's app
+// (from the profiles file) and hashes the content; by default one invalid
+// line aborts the run with every bad line reported and nothing published,
+// and --skip-invalid writes the bad lines to a reject file instead. The
+// second pass publishes (bulk lane unless --lane live) through the producer
+// library:
+//
+//   - Nats-Msg-Id is enqueue/<identity>/<line>, identity being the first 16
+//     hex digits of the SHA-256 of the input, so a re-run of the same input
+//     inside the stream's duplicates window stores nothing twice;
+//   - a row without ts gets --as-of or the file's modification time, so a
+//     backfilled value never overwrites a newer live one;
+//   - publishes are asynchronous with at most --max-pending in flight, paced
+//     by --rate, and every ack is checked in line order; a failed line is
+//     retried with backoff, then fails the run naming the line;
+//   - the checkpoint <input>.enqueue-state records the highest line L with
+//     every line ≤ L acknowledged; it is written atomically every
+//     --checkpoint-every acks, and --resume skips those lines;
+//   - the run pauses while the stream holds more than half of its MaxMsgs or
+//     MaxBytes, because those limits (DiscardNew) are shared with live
+//     traffic.
+//
+// # Dead letters
+//
+// dlq list prints the entries of <STREAM>_DLQ; dlq replay republishes
+// selected entries to their original subject with a fresh Msg-Id
+// (<event id>/replay/<unix-nanos>) and their original version (the ts of the
+// Friendsync-Version header when the payload has none), optionally deleting
+// each after its ack.
+//
+// It does not create streams or buckets (the worker does), consume events,
+// or call vendors.
+package enqueue

@@ -1,0 +1,728 @@
+package enqueue
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/friendsync/friendsync/event"
+	"github.com/friendsync/friendsync/producer"
+)
+
+const publishHelp = `usage: enqueue [publish] [flags] [FILE|-]
+
+Publishes one friend-update event per input line to the friendsync stream
+(bulk lane by default). Every line is validated for its app's vendor BEFORE
+anything is published: by default one bad line aborts the run and nothing is
+published; --skip-invalid publishes the good lines and writes the bad ones
+to a reject file.
+
+Input (format from the extension .csv, .ndjson, .jsonl or --format; stdin
+is NDJSON unless --format csv):
+  NDJSON  one event object per line, the contract of docs/CONTRACT.md:
+          {"app":"demo","from":"alice","to":"bob","remark":"Bobby","ts":1714000000000000000}
+          Blank lines are skipped. An "id" is kept in the payload.
+  CSV     a header row naming the columns, in any order: app, from, to
+          (required), remark, groups, attrs, ts, id (optional).
+          An empty cell leaves the field unchanged.
+          remark  the text; the cell "" (two quote characters, written
+                  """""" in the file) clears the remark
+          groups  names separated by |; the cell [] clears the groups
+          attrs   key=value pairs separated by ;  (key= or key="" clears
+                  that attribute)
+          ts      Unix nanoseconds or RFC 3339
+          In groups and attrs, \| \; \= and \\ stand for the character.
+
+Versions: a row's ts is its version. A row without one gets --as-of, else
+the input file's modification time (stdin: the start of the run), so a
+backfilled value never overwrites a newer live one. A ts before 2001 (in
+nanoseconds) or more than a day ahead is rejected.
+
+Idempotence: line N is published with Nats-Msg-Id enqueue/<identity>/N,
+where identity is the first 16 hex digits of the SHA-256 of the input, so a
+re-run of the same input within the stream's duplicates window (30 min) is
+dropped by the stream. --resume continues after the last checkpoint
+(<input>.enqueue-state, written atomically every --checkpoint-every acks).
+
+The run pauses while the stream is more than half full (its limits are
+shared with live traffic) and resumes when it drains.
+`
+
+type publishOptions struct {
+	common
+	format          string
+	skipInvalid     bool
+	rejectFile      string
+	resume          bool
+	stateFile       string
+	lane            string
+	asOf            string
+	rate            float64
+	maxPending      int
+	retries         int
+	checkpointEvery int
+	dryRun          bool
+	progress        string
+	maxErrors       int
+	vendors         vendorFlag
+}
+
+func runPublish(ctx context.Context, args []string, e *env) error {
+	o := publishOptions{vendors: vendorFlag{}}
+	fs := newFlagSet("publish", e, publishHelp)
+	o.common.register(fs, e.getenv)
+	o.common.envs = append(o.common.envs, envDefault{&o.profiles, "FRIENDSYNC_PROFILES", ""})
+	fs.StringVar(&o.profiles, "profiles", "", "vendor profiles YAML; required to publish (env FRIENDSYNC_PROFILES)")
+	fs.Var(o.vendors, "vendor", "app=tencent|volc|volc+alias|zego: an app's vendor, for --dry-run without profiles (repeatable)")
+	fs.StringVar(&o.format, "format", "auto", "input format: auto, ndjson or csv")
+	fs.BoolVar(&o.skipInvalid, "skip-invalid", false, "publish the valid lines and write invalid ones to --reject-file")
+	fs.StringVar(&o.rejectFile, "reject-file", "", "where --skip-invalid writes bad lines as NDJSON {line, reason, text} (default <input>.rejects)")
+	fs.BoolVar(&o.resume, "resume", false, "skip the lines the checkpoint records as acknowledged")
+	fs.StringVar(&o.stateFile, "state-file", "", "checkpoint file (default <input>.enqueue-state; stdin: none unless set)")
+	fs.IntVar(&o.checkpointEvery, "checkpoint-every", 1000, "write the checkpoint every N acks (and at least every 2 s)")
+	fs.StringVar(&o.lane, "lane", string(event.LaneBulk), "lane: bulk or live")
+	fs.StringVar(&o.asOf, "as-of", "", "RFC 3339 version for rows without ts (default: the file's modification time)")
+	fs.Float64Var(&o.rate, "rate", 0, "events per second (0: as fast as the stream acknowledges)")
+	fs.IntVar(&o.maxPending, "max-pending", 1024, "publishes in flight awaiting their ack")
+	fs.IntVar(&o.retries, "retries", 5, "retries of a line whose publish failed, with backoff, before the run fails")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "validate and count; publish nothing (no NATS needed)")
+	fs.StringVar(&o.progress, "progress", progressAuto, "progress display: auto, bar, plain or off")
+	fs.IntVar(&o.maxErrors, "max-errors", 20, "invalid lines printed before counting the rest")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return usageErr(err)
+	}
+	o.common.resolve()
+	if len(pos) > 1 {
+		return fail(ExitUsage, "one input at a time (got %d: %s)", len(pos), strings.Join(pos, " "))
+	}
+	r := &publishRun{o: o, e: e, input: "-"}
+	if len(pos) == 1 {
+		r.input = pos[0]
+	}
+	if err := r.setup(); err != nil {
+		return err
+	}
+	return r.run(ctx)
+}
+
+// publishRun is one publish invocation.
+type publishRun struct {
+	o      publishOptions
+	e      *env
+	input  string // path or "-"
+	stdin  bool
+	format string
+	layout event.Layout
+	lane   event.Lane
+	chk    checker
+
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	prod   *producer.Producer
+	stream jetstream.Stream
+
+	cnt  counters
+	prog *progress
+}
+
+func (r *publishRun) setup() error {
+	o := &r.o
+	var err error
+	if r.layout, err = o.layout(); err != nil {
+		return err
+	}
+	r.lane = event.Lane(o.lane)
+	switch {
+	case !r.lane.Valid():
+		return fail(ExitUsage, "--lane %q: want bulk or live", o.lane)
+	case o.maxPending < 1:
+		return fail(ExitUsage, "--max-pending must be at least 1")
+	case o.rate < 0 || o.retries < 0 || o.maxErrors < 0:
+		return fail(ExitUsage, "--rate, --retries and --max-errors must be ≥ 0")
+	case o.checkpointEvery < 1:
+		return fail(ExitUsage, "--checkpoint-every must be at least 1")
+	case o.progress != progressAuto && o.progress != progressBar && o.progress != progressPlain && o.progress != progressOff:
+		return fail(ExitUsage, "--progress %q: want auto, bar, plain or off", o.progress)
+	}
+	r.stdin = r.input == "-"
+	if r.format, err = detectFormat(o.format, r.input); err != nil {
+		return fail(ExitUsage, "%v", err)
+	}
+	if !r.stdin {
+		if o.stateFile == "" {
+			o.stateFile = r.input + ".enqueue-state"
+		}
+		if o.rejectFile == "" {
+			o.rejectFile = r.input + ".rejects"
+		}
+	} else {
+		if o.resume && o.stateFile == "" {
+			return fail(ExitUsage, "--resume with stdin needs --state-file (or pass the input as a file)")
+		}
+		if o.rejectFile == "" {
+			o.rejectFile = "enqueue-stdin.rejects"
+		}
+	}
+	rules, err := loadRules(&o.common, o.vendors, o.dryRun, r.e.getenv)
+	if err != nil {
+		return err
+	}
+	r.chk = checker{rules: rules, now: time.Now()}
+	if o.asOf != "" {
+		t, err := time.Parse(time.RFC3339Nano, o.asOf)
+		if err != nil {
+			return fail(ExitUsage, "--as-of %q: want RFC 3339, such as 2024-05-01T12:00:00Z", o.asOf)
+		}
+		if t.After(r.chk.now.Add(maxFutureTS)) || t.UnixNano() < minTS {
+			return fail(ExitUsage, "--as-of %s is out of range (2001 to a day from now)", o.asOf)
+		}
+		r.chk.asOf = t.UnixNano()
+	}
+	return nil
+}
+
+func (r *publishRun) name() string {
+	if r.stdin {
+		return "stdin"
+	}
+	return r.input
+}
+
+func (r *publishRun) run(ctx context.Context) error {
+	o := &r.o
+	// Open the input first: a missing file is a usage error even when NATS
+	// is down.
+	var (
+		f     *os.File
+		first io.Reader
+		stat  os.FileInfo
+	)
+	if r.stdin {
+		first = r.e.stdin
+		if r.chk.asOf == 0 {
+			r.chk.asOf = r.chk.now.UnixNano()
+		}
+		if !o.dryRun {
+			tmp, err := os.CreateTemp("", "enqueue-stdin-*")
+			if err != nil {
+				return fail(ExitUsage, "buffer stdin: %v", err)
+			}
+			defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
+			f = tmp
+		}
+	} else {
+		var err error
+		if f, err = os.Open(r.input); err != nil {
+			return fail(ExitUsage, "%v", err)
+		}
+		defer f.Close()
+		if stat, err = f.Stat(); err != nil {
+			return fail(ExitUsage, "%v", err)
+		}
+		if stat.IsDir() {
+			return fail(ExitUsage, "%s is a directory", r.input)
+		}
+		if r.chk.asOf == 0 {
+			r.chk.asOf = stat.ModTime().UnixNano()
+		}
+		first = f
+	}
+
+	if !o.dryRun {
+		if err := r.connect(ctx); err != nil {
+			return err
+		}
+		defer r.nc.Close()
+	}
+
+	var cp *checkpoint
+	if o.stateFile != "" && !o.dryRun || o.resume {
+		var err error
+		if cp, err = loadCheckpoint(o.stateFile); err != nil {
+			return fail(ExitUsage, "%v", err)
+		}
+		switch {
+		case o.resume && cp == nil:
+			fmt.Fprintf(r.e.stderr, "no checkpoint at %s: starting at line 1\n", o.stateFile)
+		case !o.resume && cp != nil:
+			fmt.Fprintf(r.e.stderr, "note: %s is left from an earlier run (acknowledged up to line %d); starting over — "+
+				"--resume continues from it (the stream drops lines re-sent within its duplicates window)\n", o.stateFile, cp.Line)
+			cp = nil
+		}
+	}
+	resumeLine := 0
+	if cp != nil {
+		resumeLine = cp.Line
+	}
+
+	// Pass 1: validate every line (and buffer stdin).
+	var buf *bufio.Writer
+	if r.stdin && f != nil {
+		buf = bufio.NewWriterSize(f, 256<<10)
+		first = io.TeeReader(first, buf)
+	}
+	start := time.Now()
+	p1, err := r.validate(ctx, first, resumeLine)
+	if err != nil {
+		return err
+	}
+	if buf != nil {
+		if err := buf.Flush(); err != nil {
+			return fail(ExitUsage, "buffer stdin: %v", err)
+		}
+	}
+	if cp != nil && cp.Identity != p1.identity {
+		return fail(ExitUsage, "checkpoint %s is for other content (identity %s; the input is now %s): the input changed; "+
+			"remove the checkpoint or run without --resume", o.stateFile, cp.Identity, p1.identity)
+	}
+	if p1.invalid > 0 && !o.skipInvalid {
+		return fail(ExitInvalid, "%d of %d lines are invalid; nothing was published (fix them, or use --skip-invalid to publish the %d valid lines and write the rest to a reject file)",
+			p1.invalid, p1.invalid+p1.valid, p1.valid)
+	}
+	if p1.invalid > 0 && !o.dryRun {
+		fmt.Fprintf(r.e.stderr, "%d invalid lines written to %s\n", p1.invalid, o.rejectFile)
+	}
+	if o.dryRun {
+		fmt.Fprintf(r.e.stdout, "dry run: %s: %d valid, %d invalid lines; would publish %d to stream %s (lane %s, msg ids enqueue/%s/<line>)",
+			r.name(), p1.valid, p1.invalid, p1.valid-p1.resumed, r.layout.Stream(), r.lane, p1.identity)
+		if p1.resumed > 0 {
+			fmt.Fprintf(r.e.stdout, ", skipping %d by resume", p1.resumed)
+		}
+		fmt.Fprintln(r.e.stdout)
+		return nil
+	}
+	if cp != nil && cp.Done {
+		fmt.Fprintf(r.e.stderr, "checkpoint %s: %s was published completely already\n", o.stateFile, r.name())
+	}
+
+	// Pass 2: publish.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fail(ExitUsage, "rewind %s: %v", r.name(), err)
+	}
+	if stat != nil {
+		now, err := f.Stat()
+		if err != nil || now.Size() != stat.Size() || !now.ModTime().Equal(stat.ModTime()) {
+			return fail(ExitInvalid, "%s changed while enqueue was reading it; nothing was published", r.input)
+		}
+	}
+	src, err := newSource(r.format, f)
+	if err != nil {
+		return fail(ExitInvalid, "%s: %v", r.name(), err)
+	}
+	state := &checkpoint{Input: r.name(), Identity: p1.identity, Line: resumeLine}
+	res := r.publish(ctx, src, p1, state)
+	if res.killed {
+		return &exitError{code: 137, err: errors.New("killed"), quiet: true}
+	}
+	return r.finish(ctx, p1, res, state, time.Since(start))
+}
+
+func (r *publishRun) connect(ctx context.Context) error {
+	nc, err := r.o.connect()
+	if err != nil {
+		return err
+	}
+	r.nc = nc
+	if r.js, err = jetstream.New(nc); err != nil {
+		nc.Close()
+		return fail(ExitNATS, "jetstream: %v", err)
+	}
+	if r.stream, err = openStream(ctx, r.js, r.layout.Stream(), r.o.timeout); err != nil {
+		nc.Close()
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.o.timeout)
+	defer cancel()
+	r.prod, err = producer.New(pctx, nc, producer.Config{
+		Layout: r.layout, Apps: r.chk.rules, MaxPending: r.o.maxPending + 1, Timeout: r.o.timeout,
+	})
+	if err != nil {
+		nc.Close()
+		return fail(ExitNATS, "%v", err)
+	}
+	return nil
+}
+
+// pass1 is the result of the validation pass.
+type pass1 struct {
+	identity string
+	valid    int64
+	invalid  int64
+	resumed  int64 // valid lines at or before the checkpoint
+	bad      []int // invalid lines, ascending (with --skip-invalid)
+}
+
+// validate reads the whole input once: every line is parsed and validated
+// and the content hashed into the input identity.
+func (r *publishRun) validate(ctx context.Context, in io.Reader, resumeLine int) (*pass1, error) {
+	h := sha256.New()
+	tee := io.TeeReader(in, h)
+	src, err := newSource(r.format, tee)
+	if err != nil {
+		if errors.Is(err, errHeader) {
+			return nil, fail(ExitInvalid, "%s: %s; nothing was published", r.name(), strings.TrimPrefix(err.Error(), errHeader.Error()+": "))
+		}
+		return nil, fail(ExitUsage, "read %s: %v", r.name(), err)
+	}
+	res := &pass1{}
+	var (
+		rejects *bufio.Writer
+		rf      *os.File
+		printed int
+	)
+	defer func() {
+		if rf != nil {
+			rf.Close()
+		}
+	}()
+	for i := 0; ; i++ {
+		if i&1023 == 0 && ctx.Err() != nil {
+			return nil, fail(ExitInterrupted, "interrupted while validating; nothing was published")
+		}
+		rec, err := src.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fail(ExitUsage, "read %s: %v", r.name(), err)
+		}
+		src.parse(&rec)
+		if rec.perr == nil {
+			r.chk.fill(&rec.ev)
+			rec.perr = r.chk.check(&rec.ev)
+		}
+		if rec.perr == nil {
+			res.valid++
+			if rec.line <= resumeLine {
+				res.resumed++
+			}
+			continue
+		}
+		res.invalid++
+		why := reason(rec.perr)
+		if printed < r.o.maxErrors {
+			fmt.Fprintf(r.e.stderr, "line %d: %s\n", rec.line, why)
+			printed++
+		}
+		if !r.o.skipInvalid {
+			continue
+		}
+		res.bad = append(res.bad, rec.line)
+		if r.o.dryRun {
+			continue
+		}
+		if rejects == nil {
+			if rf, err = os.Create(r.o.rejectFile); err != nil {
+				return nil, fail(ExitUsage, "reject file: %v", err)
+			}
+			rejects = bufio.NewWriter(rf)
+		}
+		if _, err := rejects.Write(marshalReject(rec.line, why, rec.text())); err != nil {
+			return nil, fail(ExitUsage, "reject file: %v", err)
+		}
+	}
+	// The sources read to EOF; drain anyway so the hash covers every byte.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return nil, fail(ExitUsage, "read %s: %v", r.name(), err)
+	}
+	if n := res.invalid - int64(printed); n > 0 {
+		fmt.Fprintf(r.e.stderr, "… and %d more invalid lines\n", n)
+	}
+	if rejects != nil {
+		if err := rejects.Flush(); err != nil {
+			return nil, fail(ExitUsage, "reject file: %v", err)
+		}
+		if err := rf.Close(); err != nil {
+			return nil, fail(ExitUsage, "reject file: %v", err)
+		}
+		rf = nil
+	}
+	res.identity = hex.EncodeToString(h.Sum(nil))[:16]
+	return res, nil
+}
+
+// job is a prepared line; flight a published one awaiting its ack.
+type job struct {
+	line int
+	msg  *nats.Msg
+}
+
+type flight struct {
+	line int
+	msg  *nats.Msg
+	fut  jetstream.PubAckFuture
+	err  error // the publish call itself failed
+	sent time.Time
+}
+
+// publishResult is what the pipeline reports.
+type publishResult struct {
+	killed      bool
+	interrupted bool
+	failures    int
+	firstFail   int // line
+	failErr     error
+	inputErr    error // the input changed between the passes
+	lastLine    int
+}
+
+// drainTimeout bounds the wait for outstanding acks after an interrupt.
+const drainTimeout = 10 * time.Second
+
+// checkpointInterval is the longest time between two checkpoint writes.
+const checkpointInterval = 2 * time.Second
+
+// publish runs pass 2: a reader prepares messages, a publisher paces and
+// sends them asynchronously (bounded by --max-pending), and this goroutine
+// checks every ack in line order, retries failed lines and advances the
+// checkpoint.
+func (r *publishRun) publish(ctx context.Context, src source, p1 *pass1, state *checkpoint) publishResult {
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	dead := make(chan struct{}) // closed when the collector abandons the run
+
+	jobs := make(chan job, 256)
+	flights := make(chan flight, r.o.maxPending)
+	var res publishResult
+	var prepErr error
+	lastLine := 0
+	resumeLine := state.Line
+
+	si := r.stream.CachedInfo()
+	hr := newHeadroom(func(ctx context.Context) (*jetstream.StreamInfo, error) {
+		ctx, cancel := context.WithTimeout(ctx, r.o.timeout)
+		defer cancel()
+		return r.stream.Info(ctx)
+	}, si.Config, func(s string) { r.prog.note(s) })
+
+	total := p1.valid - p1.resumed
+	r.prog = newProgress(r.o.progress, r.e.stderr, isTerminal(r.e.stderr), total, &r.cnt, hr.paused.Load)
+	r.prog.run()
+	defer r.prog.stop()
+
+	// Reader: parse, fill, prepare.
+	prepDone := make(chan struct{})
+	go func() {
+		defer close(prepDone)
+		defer close(jobs)
+		bad := p1.bad
+		for {
+			rec, err := src.next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				prepErr = fail(ExitUsage, "read %s: %v", r.name(), err)
+				stop()
+				return
+			}
+			lastLine = rec.line
+			for len(bad) > 0 && bad[0] < rec.line {
+				bad = bad[1:]
+			}
+			if rec.line <= resumeLine {
+				continue
+			}
+			if len(bad) > 0 && bad[0] == rec.line {
+				continue
+			}
+			src.parse(&rec)
+			if rec.perr == nil {
+				r.chk.fill(&rec.ev)
+			}
+			msgID := "enqueue/" + p1.identity + "/" + strconv.Itoa(rec.line)
+			if rec.perr == nil && rec.ev.ID == "" {
+				rec.ev.ID = msgID
+			}
+			var m *nats.Msg
+			if rec.perr == nil {
+				m, rec.perr = r.prod.Prepare(&rec.ev, producer.WithLane(r.lane), producer.WithMsgID(msgID))
+			}
+			if rec.perr != nil {
+				prepErr = fail(ExitInvalid, "line %d changed since it was validated (%s): the input changed during the run", rec.line, reason(rec.perr))
+				stop()
+				return
+			}
+			select {
+			case jobs <- job{line: rec.line, msg: m}:
+			case <-pctx.Done():
+				return
+			}
+		}
+	}()
+
+	// Publisher: pace, keep headroom, send.
+	pace := newPacer(r.o.rate)
+	go func() {
+		defer close(flights)
+		for j := range jobs {
+			if pace.wait(pctx) != nil || hr.wait(pctx) != nil {
+				return
+			}
+			fut, err := r.prod.PublishMsgAsync(j.msg)
+			select {
+			case flights <- flight{line: j.line, msg: j.msg, fut: fut, err: err, sent: time.Now()}:
+			case <-dead:
+				return
+			}
+		}
+	}()
+
+	// Collector: every ack, in line order.
+	drain := make(chan struct{})
+	stopDrain := context.AfterFunc(ctx, func() {
+		time.AfterFunc(drainTimeout, func() { close(drain) })
+	})
+	defer stopDrain()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var acked int64
+	lastSave := time.Now()
+	frozen := false // a line failed: the checkpoint cannot pass it
+	for fl := range flights {
+		ack, err := r.await(fl, timer, drain)
+		if err != nil && ctx.Err() == nil && res.failures == 0 {
+			ack, err = r.retry(pctx, fl, err)
+		}
+		if err != nil {
+			r.cnt.retries.Add(1)
+			res.failures++
+			if res.firstFail == 0 {
+				res.firstFail, res.failErr = fl.line, err
+			}
+			frozen = true
+			stop()
+			continue
+		}
+		if ack.Duplicate {
+			r.cnt.duplicates.Add(1)
+		} else {
+			r.cnt.published.Add(1)
+		}
+		acked++
+		if r.e.hooks.afterAck != nil && r.e.hooks.afterAck(acked) {
+			close(dead)
+			stop()
+			r.nc.Close()
+			res.killed = true
+			return res
+		}
+		if frozen {
+			continue
+		}
+		state.Line = fl.line
+		if acked%int64(r.o.checkpointEvery) == 0 || time.Since(lastSave) >= checkpointInterval {
+			if err := state.save(r.o.stateFile); err != nil {
+				r.prog.note("warning: " + err.Error())
+			}
+			lastSave = time.Now()
+		}
+	}
+	stop() // the publisher may have quit early; release the reader
+	<-prepDone
+	res.inputErr = prepErr
+	res.lastLine = lastLine
+	res.interrupted = ctx.Err() != nil
+	return res
+}
+
+var errAckTimeout = errors.New("no ack from the stream in time")
+
+// await waits for one flight's ack.
+func (r *publishRun) await(fl flight, timer *time.Timer, drain <-chan struct{}) (*jetstream.PubAck, error) {
+	if fl.err != nil {
+		return nil, fl.err
+	}
+	select {
+	case a := <-fl.fut.Ok():
+		return a, nil
+	case err := <-fl.fut.Err():
+		return nil, err
+	default:
+	}
+	timer.Reset(time.Until(fl.sent.Add(r.o.timeout)))
+	defer timer.Stop()
+	select {
+	case a := <-fl.fut.Ok():
+		return a, nil
+	case err := <-fl.fut.Err():
+		return nil, err
+	case <-timer.C:
+		return nil, errAckTimeout
+	case <-drain:
+		return nil, errAckTimeout
+	}
+}
+
+// retry republishes a failed line synchronously with exponential backoff
+// and jitter; the same Nats-Msg-Id makes a lost ack harmless.
+func (r *publishRun) retry(ctx context.Context, fl flight, err error) (*jetstream.PubAck, error) {
+	delay := 100 * time.Millisecond
+	for attempt := 1; attempt <= r.o.retries; attempt++ {
+		r.cnt.retries.Add(1)
+		r.prog.note(fmt.Sprintf("line %d: publish failed (%v); retry %d of %d", fl.line, err, attempt, r.o.retries))
+		d := delay/2 + rand.N(delay)
+		if sleep(ctx, d) != nil {
+			return nil, err
+		}
+		delay = min(2*delay, 5*time.Second)
+		actx, cancel := context.WithTimeout(ctx, r.o.timeout)
+		ack, perr := r.js.PublishMsg(actx, fl.msg)
+		cancel()
+		if perr == nil {
+			return ack, nil
+		}
+		err = perr
+	}
+	return nil, fmt.Errorf("%d attempts: %w", r.o.retries+1, err)
+}
+
+// finish writes the final checkpoint, prints the summary and picks the
+// exit code.
+func (r *publishRun) finish(ctx context.Context, p1 *pass1, res publishResult, state *checkpoint, elapsed time.Duration) error {
+	r.prog.stop()
+	complete := !res.interrupted && res.failures == 0 && res.inputErr == nil
+	if complete {
+		state.Line, state.Done = max(state.Line, res.lastLine), true
+	}
+	var saveErr error
+	if r.o.stateFile != "" {
+		saveErr = state.save(r.o.stateFile)
+	}
+	pub, dup := r.cnt.published.Load(), r.cnt.duplicates.Load()
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(pub+dup) / elapsed.Seconds()
+	}
+	fmt.Fprintf(r.e.stdout, "published %d, duplicates %d, rejected %d, skipped by resume %d, in %s (%.0f events/s)\n",
+		pub, dup, p1.invalid, p1.resumed, elapsed.Round(time.Millisecond), rate)
+	if saveErr != nil {
+		fmt.Fprintf(r.e.stderr, "warning: %v\n", saveErr)
+	}
+	where := ""
+	if r.o.stateFile != "" {
+		where = fmt.Sprintf("; checkpoint %s at line %d: re-run with --resume to continue", r.o.stateFile, state.Line)
+	}
+	switch {
+	case res.inputErr != nil:
+		return res.inputErr
+	case res.interrupted:
+		return fail(ExitInterrupted, "interrupted%s", where)
+	case res.failures > 0:
+		return fail(ExitPublish, "line %d: publish failed: %v (%d lines not acknowledged)%s", res.firstFail, res.failErr, res.failures, where)
+	}
+	return nil
+}
