@@ -167,32 +167,6 @@ func TestSecretFromFile(t *testing.T) {
 	}
 }
 
-func TestEffectiveBudget(t *testing.T) {
-	tests := []struct {
-		name  string
-		p     Profile
-		rate  float64
-		burst int
-		limit float64
-	}{
-		{"tencent default", Profile{Vendor: event.Tencent}, 180, 20, 200},
-		{"zego default", Profile{Vendor: event.Zego}, 18, 2, 20},
-		{"volc explicit", Profile{Vendor: event.Volc, Budget: BudgetConfig{Rate: 50}}, 50, 1, 0},
-		{"tencent custom burst", Profile{Vendor: event.Tencent, Budget: BudgetConfig{Rate: 100, Burst: 5}}, 100, 5, 200},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			b, limit := tc.p.EffectiveBudget()
-			if b.Rate != tc.rate || b.Burst != tc.burst || limit != tc.limit || b.Reserve != 0.2 {
-				t.Errorf("got rate %v burst %d limit %v reserve %v", b.Rate, b.Burst, limit, b.Reserve)
-			}
-			if limit > 0 && b.Rate+float64(b.Burst) > limit {
-				t.Errorf("rate+burst %v exceeds the documented %v", b.Rate+float64(b.Burst), limit)
-			}
-		})
-	}
-}
-
 func TestPrintMasksSecrets(t *testing.T) {
 	profiles := writeFile(t, "p.yaml", tencentYAML)
 	vars := map[string]string{

@@ -74,8 +74,10 @@ type BudgetConfig struct {
 	// QPS (Tencent 200, ZEGO 20 per API); required for Volcengine, which
 	// documents none.
 	Rate float64 `yaml:"rate,omitempty"`
-	// Burst is the bucket size. Default: documented QPS - Rate (at least 1),
-	// so no 1-second window can exceed the documented QPS.
+	// Burst is the bucket size. Default: documented QPS - Rate, so no
+	// 1-second window can exceed the documented QPS; Rate/10 for Volcengine
+	// (at least 2). Package ratelimit applies the defaults and checks that
+	// Rate + Burst stays within the documented QPS.
 	Burst int `yaml:"burst,omitempty"`
 	// Reserve is the bucket fraction kept for live traffic. Default 0.2.
 	Reserve float64 `yaml:"reserve,omitempty"`
@@ -326,30 +328,4 @@ func (p *Profile) QuotaID() string {
 		return "zego:" + strconv.FormatUint(uint64(p.Zego.AppID), 10)
 	}
 	return ""
-}
-
-// EffectiveBudget fills the documented defaults: rate 0.9 x QPS, burst
-// QPS - rate (≥ 1), reserve 0.2, and reports the documented QPS (0 when
-// the vendor documents none).
-func (p *Profile) EffectiveBudget() (b BudgetConfig, limit float64) {
-	b = p.Budget
-	switch p.Vendor {
-	case event.Tencent:
-		limit = TencentQPS
-	case event.Zego:
-		limit = ZegoQPS
-	}
-	if b.Rate == 0 {
-		b.Rate = 0.9 * limit
-	}
-	if b.Burst == 0 {
-		b.Burst = 1
-		if limit > 0 && int(limit-b.Rate) > 1 {
-			b.Burst = int(limit - b.Rate)
-		}
-	}
-	if b.Reserve == 0 {
-		b.Reserve = 0.2
-	}
-	return b, limit
 }
