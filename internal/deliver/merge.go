@@ -62,6 +62,7 @@ type batch struct {
 	nameBuf   strings.Builder
 	lane      event.Lane
 	partition int
+	warmed    int64
 
 	vitems     []vendors.Item // item index → merged item
 	hasWinner  []bool
@@ -127,7 +128,7 @@ func (b *batch) collect(key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome)
 		b.envs = make([]envState, len(envs))
 	}
 	b.envs = b.envs[:len(envs)]
-	warm(envs)
+	b.warm(envs)
 	first := true
 	for i, e := range envs {
 		b.envs[i] = envState{}
@@ -211,17 +212,15 @@ func (b *batch) collect(key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome)
 // independent loads, so that the processor fetches the (usually cold)
 // envelopes in parallel instead of one miss at a time in the dependent
 // loop that follows.
-func warm(envs []*jobs.Envelope) {
+func (b *batch) warm(envs []*jobs.Envelope) {
 	var n int64
 	for _, e := range envs {
 		if e != nil {
 			n += int64(len(e.Event.From)+len(e.Event.Attrs)) + e.Event.TS + e.Version.TS
 		}
 	}
-	warmSink = n
+	b.warmed = n // keeps the loads
 }
-
-var warmSink int64
 
 // slotOf returns the slot of k, adding it if needed.
 func (b *batch) slotOf(k slotKey) int32 {
