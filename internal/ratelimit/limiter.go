@@ -105,6 +105,7 @@ func newLimiter(cfg Config, rdb redis.UniversalClient, logger *slog.Logger, m *M
 		l.budgets[b.Name] = bb
 		m.fallback.WithLabelValues(b.Name).Set(0)
 		m.factor.WithLabelValues(b.Name).Set(1)
+		m.rate.WithLabelValues(b.Name).Set(b.Rate)
 		m.errors.WithLabelValues(b.Name)
 		for _, lane := range []event.Lane{event.LaneLive, event.LaneBulk} {
 			m.granted.WithLabelValues(b.Name, string(lane))

@@ -534,6 +534,7 @@ func TestMetricsLint(t *testing.T) {
 	}
 	names := lint(t, reg)
 	want := []string{
+		"friendsync_ratelimit_budget_rate",
 		"friendsync_ratelimit_errors_total",
 		"friendsync_ratelimit_fallback",
 		"friendsync_ratelimit_granted_total",
@@ -545,5 +546,8 @@ func TestMetricsLint(t *testing.T) {
 	}
 	if got := value(t, m.granted.WithLabelValues("tencent:1:friend_update", "live")); got != 1 {
 		t.Fatalf("granted = %v", got)
+	}
+	if got := value(t, m.rate.WithLabelValues("tencent:1:friend_update")); got != DefaultRateShare*200 {
+		t.Fatalf("budget rate = %v, want %v", got, DefaultRateShare*200)
 	}
 }

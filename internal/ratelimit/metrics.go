@@ -14,6 +14,7 @@ type Metrics struct {
 	fallback *prometheus.GaugeVec
 	errors   *prometheus.CounterVec
 	factor   *prometheus.GaugeVec
+	rate     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -42,6 +43,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "friendsync_ratelimit_rate_factor",
 			Help: "Adaptive share of the budget's rate in use (1 = full rate; lowered by vendor throttling).",
 		}, []string{"budget"}),
+		rate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "friendsync_ratelimit_budget_rate",
+			Help: "Configured cluster-wide rate of the budget in calls per second (divide the granted rate by it for budget use).",
+		}, []string{"budget"}),
 	}
 	if reg != nil {
 		m.wait = register(reg, m.wait)
@@ -49,6 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.fallback = register(reg, m.fallback)
 		m.errors = register(reg, m.errors)
 		m.factor = register(reg, m.factor)
+		m.rate = register(reg, m.rate)
 	}
 	return m
 }
