@@ -186,9 +186,7 @@ func (d *Deliverer) Deliver(ctx context.Context, key jobs.Key, envs []*jobs.Enve
 func (d *Deliverer) DeliverAppend(ctx context.Context, key jobs.Key, envs []*jobs.Envelope, dst []jobs.Outcome) []jobs.Outcome {
 	n := len(dst)
 	dst = slices.Grow(dst, len(envs))[:n+len(envs)]
-	out := dst[n:]
-	clear(out)
-	d.deliver(ctx, key, envs, out)
+	d.deliver(ctx, key, envs, dst[n:]) // sets every element
 	return dst
 }
 

@@ -779,3 +779,22 @@ func TestConfig(t *testing.T) {
 		t.Errorf("empty batch gave %v", out)
 	}
 }
+
+func TestDeliverAppendReusesAndSetsEveryOutcome(t *testing.T) {
+	b := setup(t, Config{}, &fakeSender{cap: 10})
+	bad := env("bob", 10, 9, remark("x"))
+	bad.Event.From = "mallory"
+	envs := []*jobs.Envelope{env("bob", 10, 1, remark("x")), bad, env("carol", 10, 2, groups("g"))}
+	garbage := jobs.Outcome{Kind: jobs.Permanent, Reason: "stale", Code: "stale"}
+	dst := []jobs.Outcome{garbage, garbage, garbage, garbage, garbage}
+	out := b.d.DeliverAppend(context.Background(), testKey, envs, dst[:1])
+	if len(out) != 4 || &out[0] != &dst[0] || out[0] != garbage {
+		t.Fatalf("DeliverAppend did not append in place: %+v", out)
+	}
+	wantKinds(t, out[1:], jobs.Applied, jobs.Invalid, jobs.Applied)
+	for _, o := range out[1:] {
+		if o.Code == "stale" {
+			t.Errorf("a stale outcome survived: %+v", o)
+		}
+	}
+}

@@ -153,6 +153,8 @@ func (b *batch) collect(key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome)
 			out[i] = jobs.Outcome{Kind: jobs.Invalid, Reason: reasonNoVersion}
 			continue
 		}
+		// Live unless every event is on the bulk lane (an unknown lane
+		// counts as live: never starve it behind the bulk reserve).
 		if b.lane != event.LaneLive && e.Meta.Lane != event.LaneBulk {
 			b.lane = event.LaneLive
 		}
