@@ -90,6 +90,16 @@ type Config struct {
 	RetryBudget Duration `yaml:"retry_budget"` // in-process retry time per batch, default 20s
 
 	LeaseTTL Duration `yaml:"lease_ttl"` // default 30s (see internal/lease)
+	// LeaseFailover is the NATS write outage (a node failover) that must
+	// not drop partitions; the lease manager refuses to start unless
+	// LeaseTTL > 2 × (vendor timeout + LeaseTTL/6) + LeaseFailover.
+	// Default 5s.
+	LeaseFailover Duration `yaml:"lease_failover"`
+
+	// RedisPrefix starts every Redis key: rate-limit buckets under
+	// RedisPrefix + "rl:", field versions under RedisPrefix + "v:". Workers
+	// that share vendor quotas must share it. Default "friendsync:".
+	RedisPrefix string `yaml:"redis_prefix"`
 
 	// ShutdownTimeout bounds the drain on SIGTERM. Default 25s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
@@ -125,6 +135,8 @@ func Defaults() Config {
 		MaxBuffered:      100_000,
 		RetryBudget:      Duration(20 * time.Second),
 		LeaseTTL:         Duration(30 * time.Second),
+		LeaseFailover:    Duration(5 * time.Second),
+		RedisPrefix:      "friendsync:",
 		ShutdownTimeout:  Duration(25 * time.Second),
 		LogLevel:         "info",
 		LogFormat:        "json",
@@ -203,6 +215,8 @@ func Load(args []string, getenv func(string) string, stderr io.Writer, demoProfi
 	num(&c.MaxBuffered, "max-buffered", "FRIENDSYNC_MAX_BUFFERED", "bound on buffered events")
 	dur(&c.RetryBudget, "retry-budget", "FRIENDSYNC_RETRY_BUDGET", "in-process retry time per batch")
 	dur(&c.LeaseTTL, "lease-ttl", "FRIENDSYNC_LEASE_TTL", "partition lease TTL")
+	dur(&c.LeaseFailover, "lease-failover", "FRIENDSYNC_LEASE_FAILOVER", "NATS write outage that must not drop partitions")
+	str(&c.RedisPrefix, "redis-prefix", "FRIENDSYNC_REDIS_PREFIX", "prefix of every Redis key (rate limits, versions)")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "FRIENDSYNC_SHUTDOWN_TIMEOUT", "drain deadline on SIGTERM")
 	str(&c.LogLevel, "log-level", "FRIENDSYNC_LOG_LEVEL", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "FRIENDSYNC_LOG_FORMAT", "json or text")
@@ -285,6 +299,12 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.LeaseTTL) < 3*time.Second {
 		bad("lease ttl %s: want at least 3s", time.Duration(c.LeaseTTL))
+	}
+	if c.LeaseFailover <= 0 || c.LeaseFailover >= c.LeaseTTL {
+		bad("lease failover %s: want > 0 and below the lease ttl %s", time.Duration(c.LeaseFailover), time.Duration(c.LeaseTTL))
+	}
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, " \t\r\n") {
+		bad("redis prefix %q: want a non-empty prefix without white space", c.RedisPrefix)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown timeout must be > 0")

@@ -111,6 +111,10 @@ func TestValidate(t *testing.T) {
 		{"partitions", func(c *Config) { c.Partitions = 0 }, "partitions"},
 		{"max deliver", func(c *Config) { c.MaxDeliver = 1 }, "max deliver"},
 		{"short lease", func(c *Config) { c.LeaseTTL = Duration(time.Second) }, "lease ttl"},
+		{"failover not below lease ttl", func(c *Config) { c.LeaseFailover = c.LeaseTTL }, "lease failover"},
+		{"zero failover", func(c *Config) { c.LeaseFailover = 0 }, "lease failover"},
+		{"empty redis prefix", func(c *Config) { c.RedisPrefix = "" }, "redis prefix"},
+		{"redis prefix with space", func(c *Config) { c.RedisPrefix = "a b:" }, "redis prefix"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "log level"},
 		{"no profiles", func(c *Config) { c.Profiles = nil }, "no vendor profiles"},
 	}
@@ -129,6 +133,30 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestLoadLeaseFailoverAndRedisPrefix(t *testing.T) {
+	profiles := writeFile(t, "p.yaml", tencentYAML)
+	vars := map[string]string{
+		"FRIENDSYNC_PROFILES":       profiles,
+		"TENCENT_KEY":               "k",
+		"FRIENDSYNC_LEASE_FAILOVER": "2s",
+		"FRIENDSYNC_REDIS_PREFIX":   "env:",
+	}
+	c, err := Load([]string{"-redis-prefix", "flag:"}, env(vars), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(c.LeaseFailover) != 2*time.Second {
+		t.Errorf("lease failover from env: %s", time.Duration(c.LeaseFailover))
+	}
+	if c.RedisPrefix != "flag:" {
+		t.Errorf("redis prefix: flag did not win: %q", c.RedisPrefix)
+	}
+	d := Defaults()
+	if time.Duration(d.LeaseFailover) != 5*time.Second || d.RedisPrefix != "friendsync:" {
+		t.Errorf("defaults: failover %s, prefix %q", time.Duration(d.LeaseFailover), d.RedisPrefix)
 	}
 }
 

@@ -161,12 +161,12 @@ func Run(ctx context.Context, cfg config.Config, deps Deps) error {
 	}
 
 	budgets := allBudgets(cfg.Profiles)
-	rlCfg := ratelimit.Config{Budgets: budgets, Members: leases.Members}
+	rlCfg := ratelimit.Config{KeyPrefix: cfg.RedisPrefix + "rl:", Budgets: budgets, Members: leases.Members}
 	var limiter *ratelimit.Limiter
 	if rdb != nil {
 		limiter, err = ratelimit.New(rlCfg, rdb, logger.With(slog.String("component", "ratelimit")), ratelimit.NewMetrics(reg))
 		if err == nil {
-			store, err = versions.NewRedis(rdb, versions.Config{}, logger.With(slog.String("component", "versions")), versions.NewMetrics(reg))
+			store, err = versions.NewRedis(rdb, versions.Config{Prefix: cfg.RedisPrefix + "v:"}, logger.With(slog.String("component", "versions")), versions.NewMetrics(reg))
 		}
 	} else {
 		limiter, err = ratelimit.NewLocal(rlCfg, logger.With(slog.String("component", "ratelimit")), ratelimit.NewMetrics(reg))
@@ -186,7 +186,10 @@ func Run(ctx context.Context, cfg config.Config, deps Deps) error {
 	}
 	deliverer, err := deliver.New(deliver.Config{
 		RetryBudget: time.Duration(cfg.RetryBudget),
-		Fence:       leases.Valid,
+		// One backoff interval may not exceed the budget (deliver checks).
+		RetryMax:     min(deliver.DefaultRetryMax, time.Duration(cfg.RetryBudget)),
+		RetryInitial: min(deliver.DefaultRetryInitial, time.Duration(cfg.RetryBudget)),
+		Fence:        leases.Valid,
 	}, func(app string) (deliver.Sender, bool) { s, ok := senders[app]; return s, ok },
 		limiter, store, logger.With(slog.String("component", "deliver")), deliver.NewMetrics(reg))
 	if err != nil {
@@ -322,6 +325,9 @@ func leaseConfig(cfg config.Config, o lease.Config, partitions int) lease.Config
 	}
 	if l.Replicas == 0 {
 		l.Replicas = cfg.Replicas
+	}
+	if l.Failover == 0 {
+		l.Failover = time.Duration(cfg.LeaseFailover)
 	}
 	if l.VendorTimeout == 0 {
 		for _, p := range cfg.Profiles {
