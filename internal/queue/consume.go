@@ -20,8 +20,11 @@ import (
 // Handler takes a decoded, validated event. It must return promptly (the
 // AckWait clock of the messages prefetched behind it is running): it hands
 // the envelope on and settles it later through env.Settle, exactly once.
-// A non-nil error means it could not accept the envelope; the queue then
-// releases the message (Nak) and env.Settle must not be called.
+// A non-nil error means it could not accept the envelope and env.Settle
+// must not be called: the queue releases the message, with Nak while the
+// partition is stopping and otherwise with NakWithDelay (RetryLater), so
+// that a handler refusing in a loop does not use up MaxDeliver at once.
+// Prefer blocking (honouring ctx) for backpressure.
 type Handler interface {
 	Handle(ctx context.Context, env *jobs.Envelope) error
 }
@@ -344,7 +347,16 @@ func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, 
 		meta.Lane, meta.Partition = subjLane, subjPart
 	}
 	h := &held{msg: msg, meta: meta, eventID: meta.MsgID, received: time.Now(), release: pt.release}
-	h.version = jobs.VersionOf(&event.Event{}, meta)
+	ev, derr := event.Decode(msg.Data())
+	if derr == nil {
+		if ev.ID != "" {
+			h.eventID = ev.ID
+		}
+		h.version = jobs.VersionOf(&ev, meta)
+	} else {
+		h.version = jobs.VersionOf(&event.Event{}, meta)
+	}
+	// From here on heartbeats and StopPartition see h: no more writes.
 	pt.hold(h)
 	c.forget(meta.Seq)
 
@@ -352,13 +364,6 @@ func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, 
 	if ctx.Err() != nil {
 		settle(jobs.Outcome{Kind: jobs.Released, Reason: "partition stopping"})
 		return
-	}
-	ev, derr := event.Decode(msg.Data())
-	if derr == nil {
-		if ev.ID != "" {
-			h.eventID = ev.ID
-		}
-		h.version = jobs.VersionOf(&ev, meta)
 	}
 	if meta.Delivered > c.cfg.MaxDeliver {
 		// The spare delivery: whoever held the last one died.
@@ -383,8 +388,14 @@ func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, 
 		h.mu.Lock()
 		done := h.settled
 		h.mu.Unlock()
-		if !done {
-			settle(jobs.Outcome{Kind: jobs.Released, Reason: "handler refused: " + err.Error()})
+		switch {
+		case done:
+		case ctx.Err() != nil:
+			settle(jobs.Outcome{Kind: jobs.Released, Reason: "partition stopping: " + err.Error()})
+		default:
+			// Not a bare Nak: a handler that keeps refusing would use up
+			// MaxDeliver in milliseconds (PRIOR-ART.md pitfall 5).
+			settle(jobs.Outcome{Kind: jobs.RetryLater, Reason: "handler refused: " + err.Error()})
 		}
 	}
 }

@@ -52,15 +52,15 @@ var _ jetstream.Msg = (*fakeMsg)(nil)
 func (m *fakeMsg) Metadata() (*jetstream.MsgMetadata, error) {
 	return nil, errors.New("fake: no metadata")
 }
-func (m *fakeMsg) Data() []byte                      { return m.data }
-func (m *fakeMsg) Headers() nats.Header              { return m.hdr }
-func (m *fakeMsg) Subject() string                   { return m.subj }
-func (m *fakeMsg) Reply() string                     { return "" }
-func (m *fakeMsg) Ack() error                        { m.log.add("ack"); return nil }
-func (m *fakeMsg) DoubleAck(context.Context) error   { m.log.add("ack"); return nil }
-func (m *fakeMsg) Nak() error                        { m.log.add("nak"); return nil }
-func (m *fakeMsg) InProgress() error                 { m.log.add("in_progress"); return nil }
-func (m *fakeMsg) Term() error                       { m.log.add("term"); return nil }
+func (m *fakeMsg) Data() []byte                       { return m.data }
+func (m *fakeMsg) Headers() nats.Header               { return m.hdr }
+func (m *fakeMsg) Subject() string                    { return m.subj }
+func (m *fakeMsg) Reply() string                      { return "" }
+func (m *fakeMsg) Ack() error                         { m.log.add("ack"); return nil }
+func (m *fakeMsg) DoubleAck(context.Context) error    { m.log.add("ack"); return nil }
+func (m *fakeMsg) Nak() error                         { m.log.add("nak"); return nil }
+func (m *fakeMsg) InProgress() error                  { m.log.add("in_progress"); return nil }
+func (m *fakeMsg) Term() error                        { m.log.add("term"); return nil }
 func (m *fakeMsg) TermWithReason(reason string) error { m.log.add("term_with_reason"); return nil }
 func (m *fakeMsg) NakWithDelay(d time.Duration) error {
 	m.log.mu.Lock()

@@ -13,6 +13,7 @@ import (
 )
 
 func TestEnsureCreatesAndIsIdempotent(t *testing.T) {
+	t.Parallel()
 	eachServer(t, func(t *testing.T, js jetstream.JetStream) {
 		ctx := t.Context()
 		l := testLayout(t, js)
@@ -76,6 +77,7 @@ func TestEnsureCreatesAndIsIdempotent(t *testing.T) {
 }
 
 func TestEnsureStoresPartitionsOnce(t *testing.T) {
+	t.Parallel()
 	eachServer(t, func(t *testing.T, js jetstream.JetStream) {
 		l := testLayout(t, js)
 		cfg := testConfig(l)
@@ -106,6 +108,7 @@ func TestEnsureStoresPartitionsOnce(t *testing.T) {
 }
 
 func TestEnsureRefusesConflicts(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		alter func(sc *jetstream.StreamConfig)
@@ -146,6 +149,7 @@ func TestEnsureRefusesConflicts(t *testing.T) {
 }
 
 func TestEnsureLimitsOnlyRise(t *testing.T) {
+	t.Parallel()
 	eachServer(t, func(t *testing.T, js jetstream.JetStream) {
 		l := testLayout(t, js)
 		cfg := testConfig(l)
@@ -172,6 +176,7 @@ func TestEnsureLimitsOnlyRise(t *testing.T) {
 }
 
 func TestEnsureRefusesStreamWithoutPartitionsKey(t *testing.T) {
+	t.Parallel()
 	eachServer(t, func(t *testing.T, js jetstream.JetStream) {
 		l := testLayout(t, js)
 		cfg := testConfig(l)
