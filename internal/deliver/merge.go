@@ -386,6 +386,11 @@ func (b *batch) markUnsent() {
 	}
 }
 
+var (
+	outcomeStored = jobs.Outcome{Kind: jobs.Superseded, Reason: reasonStored}
+	outcomeMerged = jobs.Outcome{Kind: jobs.Superseded, Reason: reasonMerged}
+)
+
 // finish combines every valid env's field outcomes with jobs.Worse.
 func (b *batch) finish(out []jobs.Outcome, m *Metrics) {
 	if cap(b.itemEvents) < len(b.tos) {
@@ -398,28 +403,28 @@ func (b *batch) finish(out []jobs.Outcome, m *Metrics) {
 		if !st.valid {
 			continue
 		}
-		var o jobs.Outcome
+		var o *jobs.Outcome // points into slots or at the fixed outcomes below
 		linked := false
 		for r := st.start; r < st.end; r++ {
+			var f *jobs.Outcome
 			if b.refs[r].superseded {
-				o = jobs.Worse(o, jobs.Outcome{Kind: jobs.Superseded, Reason: reasonStored})
-				continue
+				f = &outcomeStored
+			} else {
+				linked = true
+				s := &b.slots[b.refs[r].slot]
+				f = &s.res
+				if s.winner != int32(i) && s.res.Kind == jobs.Applied {
+					f = &outcomeMerged
+				}
 			}
-			linked = true
-			s := &b.slots[b.refs[r].slot]
-			switch {
-			case s.winner == int32(i):
-				o = jobs.Worse(o, s.res)
-			case s.res.Kind == jobs.Applied:
-				o = jobs.Worse(o, jobs.Outcome{Kind: jobs.Superseded, Reason: reasonMerged})
-			default:
-				o = jobs.Worse(o, s.res)
+			if o == nil || (f.Kind != o.Kind && jobs.Worse(*o, *f).Kind == f.Kind) {
+				o = f
 			}
 		}
 		if linked {
 			b.itemEvents[st.item]++
 		}
-		out[i] = o
+		out[i] = *o
 	}
 	for i, n := range b.itemEvents {
 		if n > 0 && b.hasWinner[i] {
