@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -153,7 +154,11 @@ func (r *run) call(call *vendors.Call, res []jobs.Outcome) (stop jobs.Outcome) {
 	for _, j := range b.pending {
 		res[j] = o
 	}
-	d.log.WarnContext(r.ctx, "deliver: call not completed", "vendor", r.vendor, "api", call.API,
+	level := slog.LevelWarn
+	if o.Kind == jobs.Released {
+		level = slog.LevelInfo // shutdown or lease handover: expected
+	}
+	d.log.Log(r.ctx, level, "deliver: call not completed", "vendor", r.vendor, "api", call.API,
 		"batch_size", len(call.Items), "pending", len(b.pending), "attempt", a.n,
 		"class", r.lastClass.String(), "code", r.lastCode, "outcome", o.Kind.String())
 	return stop
