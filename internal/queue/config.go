@@ -74,8 +74,9 @@ type Config struct {
 	// BulkShare is how many bulk messages a partition pulls per round while
 	// live keeps returning full batches. Zero: max(1, FetchBatch/8).
 	BulkShare int
-	// IdleWait is how long a pull waits when both lanes are empty; it also
-	// bounds how long StopPartition waits for the intake to end. Zero: 1 s.
+	// IdleWait is how long a live pull waits when both lanes are empty (so
+	// also the longest a bulk message waits then); it bounds how long
+	// StopPartition waits for the intake to end. Zero: 1 s.
 	IdleWait time.Duration
 	// HeartbeatInterval is how often held messages get InProgress. Zero:
 	// AckWait/3. Must be below AckWait.

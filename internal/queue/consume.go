@@ -231,8 +231,8 @@ func (c *Consumer) Partitions() []int {
 
 // intake pulls p until ctx ends. Live first: a round pulls live without
 // waiting; bulk gets a full batch when live returned less than a full one
-// and BulkShare messages otherwise; when both are empty it long-polls both
-// lanes for IdleWait. Pulls are never cancelled mid-flight (a cancelled
+// and BulkShare messages otherwise; when both are empty it long-polls live
+// for IdleWait. Pulls are never cancelled mid-flight (a cancelled
 // pull can strand delivered messages until AckWait), so stopping takes up
 // to IdleWait.
 func (c *Consumer) intake(ctx context.Context, pt *partition) {
@@ -273,39 +273,21 @@ func (c *Consumer) pull(ctx context.Context, pt *partition, li, batch int) int {
 	return n
 }
 
-// poll long-polls both lanes for up to IdleWait, dispatching messages as
-// they arrive.
+// poll long-polls the live lane for up to IdleWait, dispatching messages
+// as they arrive. Bulk is not long-polled: a bulk message that arrives
+// while both lanes were idle waits at most IdleWait, and a live message
+// never waits behind a bulk pull.
 func (c *Consumer) poll(ctx context.Context, pt *partition) {
-	var chans [2]<-chan jetstream.Msg
-	var batches [2]jetstream.MessageBatch
-	for li := range lanes {
-		b, err := pt.cons[li].Fetch(c.cfg.FetchBatch, jetstream.FetchMaxWait(c.cfg.IdleWait))
-		if err != nil {
-			c.pullFailed(ctx, pt, li, err)
-			continue
-		}
-		batches[li], chans[li] = b, b.Messages()
+	b, err := pt.cons[0].Fetch(c.cfg.FetchBatch, jetstream.FetchMaxWait(c.cfg.IdleWait))
+	if err != nil {
+		c.pullFailed(ctx, pt, 0, err)
+		return
 	}
-	for chans[0] != nil || chans[1] != nil {
-		select {
-		case msg, ok := <-chans[0]:
-			if !ok {
-				chans[0] = nil
-				continue
-			}
-			c.receive(ctx, pt, lanes[0], msg)
-		case msg, ok := <-chans[1]:
-			if !ok {
-				chans[1] = nil
-				continue
-			}
-			c.receive(ctx, pt, lanes[1], msg)
-		}
+	for msg := range b.Messages() {
+		c.receive(ctx, pt, lanes[0], msg)
 	}
-	for li, b := range batches {
-		if b != nil && b.Error() != nil {
-			c.log.Debug("queue: poll ended", slog.Int("partition", pt.p), slog.String("lane", string(lanes[li])), slog.Any("error", b.Error()))
-		}
+	if err := b.Error(); err != nil {
+		c.log.Debug("queue: poll ended", slog.Int("partition", pt.p), slog.Any("error", err))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/friendsync/friendsync/event"
 	"github.com/friendsync/friendsync/internal/jobs"
+	"github.com/friendsync/friendsync/internal/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -238,6 +239,13 @@ func TestLiveFirst(t *testing.T) {
 		if got := testutil.ToFloat64(m.received.WithLabelValues("bulk")); got != 12 {
 			t.Fatalf("received{bulk} = %v, want 12", got)
 		}
+		// Idle now: a bulk message still arrives, within about IdleWait.
+		publish(t, js, l, event.LaneBulk, topo.Partitions, newEvent(t, "late-bulk", 0, topo.Partitions))
+		if env := rec.next(t, cfg.IdleWait+time.Second); env.Event.ID != "late-bulk" {
+			t.Fatalf("got %q, want the late bulk event", env.Event.ID)
+		} else {
+			env.Settle(jobs.Outcome{Kind: jobs.Applied})
+		}
 	})
 }
 
@@ -272,3 +280,68 @@ func TestLagMetrics(t *testing.T) {
 }
 
 func itoa(i int) string { return string(rune('a'+i/26)) + string(rune('a'+i%26)) }
+
+// TestRunStops: Run returns soon after its ctx ends, and refuses to run
+// twice at once.
+func TestRunStops(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, js jetstream.JetStream) {
+		l := testLayout(t, js)
+		cfg := testConfig(l)
+		topo := ensure(t, js, cfg)
+		c, err := NewConsumer(js, cfg, topo, "w-run", nil, newRecorder(), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		eventually(t, time.Second, "Run started", func() bool { return c.running.Load() })
+		if err := c.Run(t.Context()); err == nil {
+			t.Fatal("a second concurrent Run was accepted")
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run = %v, want nil after cancel", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("Run did not return after its ctx ended")
+		}
+	})
+}
+
+func TestNewConsumerRejects(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	h := newRecorder()
+	topo := Topology{Partitions: 2}
+	tests := []struct {
+		name string
+		js   jetstream.JetStream
+		cfg  Config
+		topo Topology
+		id   string
+		h    Handler
+	}{
+		{"nil jetstream", nil, Config{}, topo, "w", h},
+		{"nil handler", js, Config{}, topo, "w", nil},
+		{"no worker id", js, Config{}, topo, "", h},
+		{"no topology", js, Config{}, Topology{}, "w", h},
+		{"bad config", js, Config{AckWait: time.Millisecond}, topo, "w", h},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if c, err := NewConsumer(tc.js, tc.cfg, tc.topo, tc.id, nil, tc.h, nil, nil); err == nil || c != nil {
+				t.Fatalf("NewConsumer = %v, %v; want an error", c, err)
+			}
+		})
+	}
+	c, err := NewConsumer(js, Config{}, topo, "w", nil, h, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartPartition(t.Context(), 2); err == nil {
+		t.Fatal("StartPartition(2) of 2 partitions was accepted")
+	}
+}
