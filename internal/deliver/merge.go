@@ -176,8 +176,10 @@ func (b *batch) collect(key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome)
 		if ev.Groups != nil {
 			b.refs = append(b.refs, ref{slot: b.slotOf(slotKey{item: item, kind: fieldGroups})})
 		}
-		for k := range ev.Attrs {
-			b.refs = append(b.refs, ref{slot: b.slotOf(slotKey{item: item, kind: fieldAttr, attr: k})})
+		if len(ev.Attrs) > 0 { // ranging over a nil map still costs a call
+			for k := range ev.Attrs {
+				b.refs = append(b.refs, ref{slot: b.slotOf(slotKey{item: item, kind: fieldAttr, attr: k})})
+			}
 		}
 		st.end = int32(len(b.refs))
 		b.envs[i] = st
@@ -351,7 +353,7 @@ func (b *batch) buildItems(envs []*jobs.Envelope) []vendors.Item {
 }
 
 // apply records the outcome of one call item for the fields it carried.
-func (b *batch) apply(ci *vendors.Item, o jobs.Outcome) {
+func (b *batch) apply(ci *vendors.Item, o *jobs.Outcome) {
 	if ci.Ref < 0 || ci.Ref >= len(b.tos) {
 		return
 	}
@@ -362,17 +364,21 @@ func (b *batch) apply(ci *vendors.Item, o jobs.Outcome) {
 	if ci.Groups != nil {
 		b.applySlot(slotKey{item: item, kind: fieldGroups}, o)
 	}
-	for k := range ci.Attrs {
-		b.applySlot(slotKey{item: item, kind: fieldAttr, attr: k}, o)
+	if len(ci.Attrs) > 0 {
+		for k := range ci.Attrs {
+			b.applySlot(slotKey{item: item, kind: fieldAttr, attr: k}, o)
+		}
 	}
 }
 
-func (b *batch) applySlot(k slotKey, o jobs.Outcome) {
+func (b *batch) applySlot(k slotKey, o *jobs.Outcome) {
 	s, ok := b.find(k)
 	if !ok || b.slots[s].winner < 0 {
 		return
 	}
-	b.slots[s].res = jobs.Worse(b.slots[s].res, o)
+	if r := &b.slots[s].res; r.Kind == 0 || (r.Kind != o.Kind && jobs.Worse(*r, *o).Kind == o.Kind) {
+		*r = *o
+	}
 }
 
 // markUnsent gives every winning value no call carried an Invalid outcome:

@@ -97,7 +97,7 @@ func (d *Deliverer) send(ctx context.Context, key jobs.Key, b *batch, sender Sen
 			fill(res, stop)
 		}
 		for j := range call.Items {
-			b.apply(&call.Items[j], res[j])
+			b.apply(&call.Items[j], &res[j])
 		}
 	}
 }
