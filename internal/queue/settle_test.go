@@ -68,7 +68,7 @@ func TestRetryDelay(t *testing.T) {
 		{"third delivery doubles twice", 3, 0.5, 4 * time.Second},
 		{"high jitter", 3, 0.99, time.Duration(float64(4*time.Second) * 1.49)},
 		{"capped", 10, 0.5, limit},
-		{"capped after jitter", 6, 0.99, time.Duration(float64(32*time.Second) * 1.49)},
+		{"high jitter below the cap", 6, 0.99, time.Duration(float64(32*time.Second) * 1.49)},
 		{"jitter above the cap is cut", 7, 0.99, limit},
 		{"huge delivery count does not overflow", 500, 0.0, 30 * time.Second},
 		{"zero delivery count is the first", 0, 0.5, time.Second},
