@@ -127,6 +127,14 @@ type fencedSender struct {
 	deadline   func(p int) (time.Time, bool)
 }
 
+// Vendor forwards the client's vendor name (used as a metric label).
+func (s fencedSender) Vendor() string {
+	if v, ok := s.Sender.(interface{ Vendor() string }); ok {
+		return v.Vendor()
+	}
+	return ""
+}
+
 func (s fencedSender) Send(ctx context.Context, call vendors.Call) (vendors.Result, error) {
 	p := event.Partition(s.app, call.From, s.partitions)
 	dl, ok := s.deadline(p)

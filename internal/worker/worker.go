@@ -343,7 +343,9 @@ func connectNATS(url string, cfg config.Config, logger *slog.Logger) (*nats.Conn
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			logger.Warn("nats disconnected", slog.Any("error", err))
+			if err != nil { // nil: our own Drain/Close
+				logger.Warn("nats disconnected", slog.Any("error", err))
+			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { logger.Info("nats reconnected", slog.String("url", c.ConnectedUrlRedacted())) }),
 	}
