@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,8 +24,8 @@ type httpServer struct {
 }
 
 // newHTTPServer listens on addr (so a taken port fails the start, not
-// later) and serves /metrics, /healthz, /readyz, and with the in-process
-// simulator its admin API under /sim/.
+// later) and serves /metrics, /healthz, /readyz, the status page under
+// /ui/, and with the in-process simulator its admin API under /sim/.
 func newHTTPServer(addr string, reg *prometheus.Registry, sim *vendorsim.Sim, nc *nats.Conn, ready *atomic.Bool, logger *slog.Logger) (*httpServer, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -44,6 +45,7 @@ func newHTTPServer(addr string, reg *prometheus.Registry, sim *vendorsim.Sim, nc
 	if sim != nil {
 		mux.Handle("/sim/", http.StripPrefix("/sim", sim.Handler()))
 	}
+	mountStatus(mux, reg, strings.TrimPrefix(nc.Opts.Name, "friendsync-worker "), logger) // /ui, status.go
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("worker: http listen %s: %w", addr, err)
