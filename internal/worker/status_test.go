@@ -26,7 +26,7 @@ import (
 type demoWorker struct {
 	cfg  config.Config
 	reg  *prometheus.Registry
-	base string        // http://127.0.0.1:<port>
+	base string           // http://127.0.0.1:<port>
 	logs *statusLogBuffer // the worker's JSON logs
 }
 
