@@ -23,6 +23,8 @@ type headroom struct {
 	info   func(ctx context.Context) (*jetstream.StreamInfo, error)
 	report func(string) // prints pause and resume lines
 	every  int          // messages between checks
+	// beforeSleep, if set, runs before a pause.
+	beforeSleep func()
 
 	n      int
 	last   time.Time
@@ -89,6 +91,9 @@ func (h *headroom) wait(ctx context.Context) error {
 				h.report(fmt.Sprintf("resumed: stream %.0f%% full", 100*f))
 			}
 			return nil
+		}
+		if h.beforeSleep != nil {
+			h.beforeSleep()
 		}
 		if !h.paused.Swap(true) {
 			h.report(fmt.Sprintf("paused: stream %.0f%% full (%d messages, %d bytes); waiting until it is at most %.0f%% full",

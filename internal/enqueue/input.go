@@ -81,8 +81,10 @@ func newSource(format string, r io.Reader) (source, error) {
 	if format == formatCSV {
 		return newCSVSource(r)
 	}
-	return &ndjsonSource{r: bufio.NewReaderSize(r, 64<<10)}, nil
+	return &ndjsonSource{r: newBufReader(r)}, nil
 }
+
+func newBufReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 64<<10) }
 
 // ndjsonSource reads one event object per line; blank lines are skipped.
 type ndjsonSource struct {
@@ -172,7 +174,7 @@ type csvSource struct {
 var errHeader = errors.New("bad header")
 
 func newCSVSource(r io.Reader) (*csvSource, error) {
-	cr := csv.NewReader(bufio.NewReaderSize(r, 64<<10))
+	cr := csv.NewReader(newBufReader(r))
 	cr.ReuseRecord = true
 	hdr, err := cr.Read()
 	if err != nil {

@@ -16,19 +16,21 @@ const minSleep = 2 * time.Millisecond
 type pacer struct {
 	interval time.Duration
 	next     time.Time
+	// beforeSleep, if set, runs before the pacer sleeps.
+	beforeSleep func()
 }
 
-// newPacer returns nil (no pacing) for rate ≤ 0.
+// newPacer paces at rate events/s; rate ≤ 0 does not pace.
 func newPacer(rate float64) *pacer {
 	if rate <= 0 {
-		return nil
+		return &pacer{}
 	}
 	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
 }
 
 // wait blocks until the next event may go, or ctx ends.
 func (p *pacer) wait(ctx context.Context) error {
-	if p == nil {
+	if p.interval == 0 {
 		return ctx.Err()
 	}
 	now := time.Now()
@@ -38,6 +40,9 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 	p.next = slot.Add(p.interval)
 	if d := slot.Sub(now); d >= minSleep {
+		if p.beforeSleep != nil {
+			p.beforeSleep()
+		}
 		return sleep(ctx, d)
 	}
 	return ctx.Err()

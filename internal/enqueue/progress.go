@@ -180,9 +180,9 @@ func eta(left int64, rate float64) string {
 	if rate <= 0 {
 		return "?"
 	}
-	d := time.Duration(float64(left) / rate * float64(time.Second))
-	if d > 100*time.Hour {
+	secs := float64(left) / rate
+	if secs > 100*3600 {
 		return "?"
 	}
-	return d.Round(time.Second).String()
+	return time.Duration(secs * float64(time.Second)).Round(time.Second).String()
 }

@@ -1,16 +1,11 @@
 package enqueue
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -108,7 +103,10 @@ func runPublish(ctx context.Context, args []string, e *env) error {
 	if len(pos) > 1 {
 		return fail(ExitUsage, "one input at a time (got %d: %s)", len(pos), strings.Join(pos, " "))
 	}
-	r := &publishRun{o: o, e: e, input: "-"}
+	r := &publishRun{o: o, e: e, input: "-", cacheBytes: defaultCacheBytes}
+	if e.hooks.cacheBytes > 0 {
+		r.cacheBytes = e.hooks.cacheBytes
+	}
 	if len(pos) == 1 {
 		r.input = pos[0]
 	}
@@ -136,6 +134,8 @@ type publishRun struct {
 
 	cnt  counters
 	prog *progress
+
+	cacheBytes int // budget of the arena; tests lower it
 }
 
 func (r *publishRun) setup() error {
@@ -203,28 +203,27 @@ func (r *publishRun) name() string {
 
 func (r *publishRun) run(ctx context.Context) error {
 	o := &r.o
+	start := time.Now()
 	// Open the input first: a missing file is a usage error even when NATS
-	// is down.
+	// is down. Stdin is copied to a temporary file, hashed on the way.
 	var (
-		f     *os.File
-		first io.Reader
-		stat  os.FileInfo
+		f    *os.File
+		stat os.FileInfo
+		id   string
+		err  error
 	)
 	if r.stdin {
-		first = r.e.stdin
 		if r.chk.asOf == 0 {
 			r.chk.asOf = r.chk.now.UnixNano()
 		}
-		if !o.dryRun {
-			tmp, err := os.CreateTemp("", "enqueue-stdin-*")
-			if err != nil {
-				return fail(ExitUsage, "buffer stdin: %v", err)
-			}
-			defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
-			f = tmp
+		if f, err = os.CreateTemp("", "enqueue-stdin-*"); err != nil {
+			return fail(ExitUsage, "buffer stdin: %v", err)
+		}
+		defer func() { f.Close(); os.Remove(f.Name()) }()
+		if id, err = identity(io.TeeReader(r.e.stdin, f)); err != nil {
+			return fail(ExitUsage, "buffer stdin: %v", err)
 		}
 	} else {
-		var err error
 		if f, err = os.Open(r.input); err != nil {
 			return fail(ExitUsage, "%v", err)
 		}
@@ -238,7 +237,23 @@ func (r *publishRun) run(ctx context.Context) error {
 		if r.chk.asOf == 0 {
 			r.chk.asOf = stat.ModTime().UnixNano()
 		}
-		first = f
+		if id, err = identity(f); err != nil {
+			return fail(ExitUsage, "read %s: %v", r.input, err)
+		}
+	}
+	// rewind positions the input at its start, checking that the file has
+	// not changed since it was hashed.
+	rewind := func() error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fail(ExitUsage, "rewind %s: %v", r.name(), err)
+		}
+		if stat != nil {
+			now, err := f.Stat()
+			if err != nil || now.Size() != stat.Size() || !now.ModTime().Equal(stat.ModTime()) {
+				return fail(ExitInvalid, "%s changed while enqueue was reading it; nothing more was published", r.input)
+			}
+		}
+		return nil
 	}
 
 	if !o.dryRun {
@@ -250,7 +265,6 @@ func (r *publishRun) run(ctx context.Context) error {
 
 	var cp *checkpoint
 	if o.stateFile != "" && !o.dryRun || o.resume {
-		var err error
 		if cp, err = loadCheckpoint(o.stateFile); err != nil {
 			return fail(ExitUsage, "%v", err)
 		}
@@ -261,6 +275,9 @@ func (r *publishRun) run(ctx context.Context) error {
 			fmt.Fprintf(r.e.stderr, "note: %s is left from an earlier run (acknowledged up to line %d); starting over — "+
 				"--resume continues from it (the stream drops lines re-sent within its duplicates window)\n", o.stateFile, cp.Line)
 			cp = nil
+		case cp != nil && cp.Identity != id:
+			return fail(ExitUsage, "checkpoint %s is for other content (identity %s; the input is now %s): the input changed; "+
+				"remove the checkpoint or run without --resume", o.stateFile, cp.Identity, id)
 		}
 	}
 	resumeLine := 0
@@ -268,25 +285,13 @@ func (r *publishRun) run(ctx context.Context) error {
 		resumeLine = cp.Line
 	}
 
-	// Pass 1: validate every line (and buffer stdin).
-	var buf *bufio.Writer
-	if r.stdin && f != nil {
-		buf = bufio.NewWriterSize(f, 256<<10)
-		first = io.TeeReader(first, buf)
-	}
-	start := time.Now()
-	p1, err := r.validate(ctx, first, resumeLine)
-	if err != nil {
+	// Pass 1: validate every line, and prepare the messages.
+	if err := rewind(); err != nil {
 		return err
 	}
-	if buf != nil {
-		if err := buf.Flush(); err != nil {
-			return fail(ExitUsage, "buffer stdin: %v", err)
-		}
-	}
-	if cp != nil && cp.Identity != p1.identity {
-		return fail(ExitUsage, "checkpoint %s is for other content (identity %s; the input is now %s): the input changed; "+
-			"remove the checkpoint or run without --resume", o.stateFile, cp.Identity, p1.identity)
+	p1, err := r.validate(ctx, f, id, resumeLine)
+	if err != nil {
+		return err
 	}
 	if p1.invalid > 0 && !o.skipInvalid {
 		return fail(ExitInvalid, "%d of %d lines are invalid; nothing was published (fix them, or use --skip-invalid to publish the %d valid lines and write the rest to a reject file)",
@@ -297,7 +302,7 @@ func (r *publishRun) run(ctx context.Context) error {
 	}
 	if o.dryRun {
 		fmt.Fprintf(r.e.stdout, "dry run: %s: %d valid, %d invalid lines; would publish %d to stream %s (lane %s, msg ids enqueue/%s/<line>)",
-			r.name(), p1.valid, p1.invalid, p1.valid-p1.resumed, r.layout.Stream(), r.lane, p1.identity)
+			r.name(), p1.valid, p1.invalid, p1.valid-p1.resumed, r.layout.Stream(), r.lane, id)
 		if p1.resumed > 0 {
 			fmt.Fprintf(r.e.stdout, ", skipping %d by resume", p1.resumed)
 		}
@@ -309,25 +314,26 @@ func (r *publishRun) run(ctx context.Context) error {
 	}
 
 	// Pass 2: publish.
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fail(ExitUsage, "rewind %s: %v", r.name(), err)
-	}
-	if stat != nil {
-		now, err := f.Stat()
-		if err != nil || now.Size() != stat.Size() || !now.ModTime().Equal(stat.ModTime()) {
-			return fail(ExitInvalid, "%s changed while enqueue was reading it; nothing was published", r.input)
+	reopen := func() (source, error) {
+		if err := rewind(); err != nil {
+			return nil, err
 		}
+		src, err := newSource(r.format, f)
+		if err != nil {
+			return nil, fail(ExitInvalid, "%s: %v", r.name(), err)
+		}
+		return src, nil
 	}
-	src, err := newSource(r.format, f)
-	if err != nil {
-		return fail(ExitInvalid, "%s: %v", r.name(), err)
+	if p1.arena.full {
+		fmt.Fprintf(r.e.stderr, "note: the input is larger than the %d MiB kept between the passes; lines after %d are read and encoded again\n",
+			r.cacheBytes>>20, p1.arena.through)
 	}
-	state := &checkpoint{Input: r.name(), Identity: p1.identity, Line: resumeLine}
-	res := r.publish(ctx, src, p1, state)
+	state := &checkpoint{Input: r.name(), Identity: id, Line: resumeLine}
+	res := r.publish(ctx, p1, state, reopen)
 	if res.killed {
 		return &exitError{code: 137, err: errors.New("killed"), quiet: true}
 	}
-	return r.finish(ctx, p1, res, state, time.Since(start))
+	return r.finish(p1, res, state, time.Since(start))
 }
 
 func (r *publishRun) connect(ctx context.Context) error {
@@ -347,7 +353,7 @@ func (r *publishRun) connect(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, r.o.timeout)
 	defer cancel()
 	r.prod, err = producer.New(pctx, nc, producer.Config{
-		Layout: r.layout, Apps: r.chk.rules, MaxPending: r.o.maxPending + 1, Timeout: r.o.timeout,
+		Layout: r.layout, Apps: r.chk.rules, MaxPending: r.o.maxPending, Timeout: r.o.timeout,
 	})
 	if err != nil {
 		nc.Close()
@@ -356,347 +362,13 @@ func (r *publishRun) connect(ctx context.Context) error {
 	return nil
 }
 
-// pass1 is the result of the validation pass.
-type pass1 struct {
-	identity string
-	valid    int64
-	invalid  int64
-	resumed  int64 // valid lines at or before the checkpoint
-	bad      []int // invalid lines, ascending (with --skip-invalid)
-}
-
-// validate reads the whole input once: every line is parsed and validated
-// and the content hashed into the input identity.
-func (r *publishRun) validate(ctx context.Context, in io.Reader, resumeLine int) (*pass1, error) {
-	h := sha256.New()
-	tee := io.TeeReader(in, h)
-	src, err := newSource(r.format, tee)
-	if err != nil {
-		if errors.Is(err, errHeader) {
-			return nil, fail(ExitInvalid, "%s: %s; nothing was published", r.name(), strings.TrimPrefix(err.Error(), errHeader.Error()+": "))
-		}
-		return nil, fail(ExitUsage, "read %s: %v", r.name(), err)
-	}
-	res := &pass1{}
-	var (
-		rejects *bufio.Writer
-		rf      *os.File
-		printed int
-	)
-	defer func() {
-		if rf != nil {
-			rf.Close()
-		}
-	}()
-	for i := 0; ; i++ {
-		if i&1023 == 0 && ctx.Err() != nil {
-			return nil, fail(ExitInterrupted, "interrupted while validating; nothing was published")
-		}
-		rec, err := src.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fail(ExitUsage, "read %s: %v", r.name(), err)
-		}
-		src.parse(&rec)
-		if rec.perr == nil {
-			r.chk.fill(&rec.ev)
-			rec.perr = r.chk.check(&rec.ev)
-		}
-		if rec.perr == nil {
-			res.valid++
-			if rec.line <= resumeLine {
-				res.resumed++
-			}
-			continue
-		}
-		res.invalid++
-		why := reason(rec.perr)
-		if printed < r.o.maxErrors {
-			fmt.Fprintf(r.e.stderr, "line %d: %s\n", rec.line, why)
-			printed++
-		}
-		if !r.o.skipInvalid {
-			continue
-		}
-		res.bad = append(res.bad, rec.line)
-		if r.o.dryRun {
-			continue
-		}
-		if rejects == nil {
-			if rf, err = os.Create(r.o.rejectFile); err != nil {
-				return nil, fail(ExitUsage, "reject file: %v", err)
-			}
-			rejects = bufio.NewWriter(rf)
-		}
-		if _, err := rejects.Write(marshalReject(rec.line, why, rec.text())); err != nil {
-			return nil, fail(ExitUsage, "reject file: %v", err)
-		}
-	}
-	// The sources read to EOF; drain anyway so the hash covers every byte.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return nil, fail(ExitUsage, "read %s: %v", r.name(), err)
-	}
-	if n := res.invalid - int64(printed); n > 0 {
-		fmt.Fprintf(r.e.stderr, "… and %d more invalid lines\n", n)
-	}
-	if rejects != nil {
-		if err := rejects.Flush(); err != nil {
-			return nil, fail(ExitUsage, "reject file: %v", err)
-		}
-		if err := rf.Close(); err != nil {
-			return nil, fail(ExitUsage, "reject file: %v", err)
-		}
-		rf = nil
-	}
-	res.identity = hex.EncodeToString(h.Sum(nil))[:16]
-	return res, nil
-}
-
-// job is a prepared line; flight a published one awaiting its ack.
-type job struct {
-	line int
-	msg  *nats.Msg
-}
-
-type flight struct {
-	line int
-	msg  *nats.Msg
-	fut  jetstream.PubAckFuture
-	err  error // the publish call itself failed
-	sent time.Time
-}
-
-// publishResult is what the pipeline reports.
-type publishResult struct {
-	killed      bool
-	interrupted bool
-	failures    int
-	firstFail   int // line
-	failErr     error
-	inputErr    error // the input changed between the passes
-	lastLine    int
-}
-
-// drainTimeout bounds the wait for outstanding acks after an interrupt.
-const drainTimeout = 10 * time.Second
-
-// checkpointInterval is the longest time between two checkpoint writes.
-const checkpointInterval = 2 * time.Second
-
-// publish runs pass 2: a reader prepares messages, a publisher paces and
-// sends them asynchronously (bounded by --max-pending), and this goroutine
-// checks every ack in line order, retries failed lines and advances the
-// checkpoint.
-func (r *publishRun) publish(ctx context.Context, src source, p1 *pass1, state *checkpoint) publishResult {
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	dead := make(chan struct{}) // closed when the collector abandons the run
-
-	jobs := make(chan job, 256)
-	flights := make(chan flight, r.o.maxPending)
-	var res publishResult
-	var prepErr error
-	lastLine := 0
-	resumeLine := state.Line
-
-	si := r.stream.CachedInfo()
-	hr := newHeadroom(func(ctx context.Context) (*jetstream.StreamInfo, error) {
-		ctx, cancel := context.WithTimeout(ctx, r.o.timeout)
-		defer cancel()
-		return r.stream.Info(ctx)
-	}, si.Config, func(s string) { r.prog.note(s) })
-
-	total := p1.valid - p1.resumed
-	r.prog = newProgress(r.o.progress, r.e.stderr, isTerminal(r.e.stderr), total, &r.cnt, hr.paused.Load)
-	r.prog.run()
-	defer r.prog.stop()
-
-	// Reader: parse, fill, prepare.
-	prepDone := make(chan struct{})
-	go func() {
-		defer close(prepDone)
-		defer close(jobs)
-		bad := p1.bad
-		for {
-			rec, err := src.next()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				prepErr = fail(ExitUsage, "read %s: %v", r.name(), err)
-				stop()
-				return
-			}
-			lastLine = rec.line
-			for len(bad) > 0 && bad[0] < rec.line {
-				bad = bad[1:]
-			}
-			if rec.line <= resumeLine {
-				continue
-			}
-			if len(bad) > 0 && bad[0] == rec.line {
-				continue
-			}
-			src.parse(&rec)
-			if rec.perr == nil {
-				r.chk.fill(&rec.ev)
-			}
-			msgID := "enqueue/" + p1.identity + "/" + strconv.Itoa(rec.line)
-			if rec.perr == nil && rec.ev.ID == "" {
-				rec.ev.ID = msgID
-			}
-			var m *nats.Msg
-			if rec.perr == nil {
-				m, rec.perr = r.prod.Prepare(&rec.ev, producer.WithLane(r.lane), producer.WithMsgID(msgID))
-			}
-			if rec.perr != nil {
-				prepErr = fail(ExitInvalid, "line %d changed since it was validated (%s): the input changed during the run", rec.line, reason(rec.perr))
-				stop()
-				return
-			}
-			select {
-			case jobs <- job{line: rec.line, msg: m}:
-			case <-pctx.Done():
-				return
-			}
-		}
-	}()
-
-	// Publisher: pace, keep headroom, send.
-	pace := newPacer(r.o.rate)
-	go func() {
-		defer close(flights)
-		for j := range jobs {
-			if pace.wait(pctx) != nil || hr.wait(pctx) != nil {
-				return
-			}
-			fut, err := r.prod.PublishMsgAsync(j.msg)
-			select {
-			case flights <- flight{line: j.line, msg: j.msg, fut: fut, err: err, sent: time.Now()}:
-			case <-dead:
-				return
-			}
-		}
-	}()
-
-	// Collector: every ack, in line order.
-	drain := make(chan struct{})
-	stopDrain := context.AfterFunc(ctx, func() {
-		time.AfterFunc(drainTimeout, func() { close(drain) })
-	})
-	defer stopDrain()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var acked int64
-	lastSave := time.Now()
-	frozen := false // a line failed: the checkpoint cannot pass it
-	for fl := range flights {
-		ack, err := r.await(fl, timer, drain)
-		if err != nil && ctx.Err() == nil && res.failures == 0 {
-			ack, err = r.retry(pctx, fl, err)
-		}
-		if err != nil {
-			r.cnt.retries.Add(1)
-			res.failures++
-			if res.firstFail == 0 {
-				res.firstFail, res.failErr = fl.line, err
-			}
-			frozen = true
-			stop()
-			continue
-		}
-		if ack.Duplicate {
-			r.cnt.duplicates.Add(1)
-		} else {
-			r.cnt.published.Add(1)
-		}
-		acked++
-		if r.e.hooks.afterAck != nil && r.e.hooks.afterAck(acked) {
-			close(dead)
-			stop()
-			r.nc.Close()
-			res.killed = true
-			return res
-		}
-		if frozen {
-			continue
-		}
-		state.Line = fl.line
-		if acked%int64(r.o.checkpointEvery) == 0 || time.Since(lastSave) >= checkpointInterval {
-			if err := state.save(r.o.stateFile); err != nil {
-				r.prog.note("warning: " + err.Error())
-			}
-			lastSave = time.Now()
-		}
-	}
-	stop() // the publisher may have quit early; release the reader
-	<-prepDone
-	res.inputErr = prepErr
-	res.lastLine = lastLine
-	res.interrupted = ctx.Err() != nil
-	return res
-}
-
-var errAckTimeout = errors.New("no ack from the stream in time")
-
-// await waits for one flight's ack.
-func (r *publishRun) await(fl flight, timer *time.Timer, drain <-chan struct{}) (*jetstream.PubAck, error) {
-	if fl.err != nil {
-		return nil, fl.err
-	}
-	select {
-	case a := <-fl.fut.Ok():
-		return a, nil
-	case err := <-fl.fut.Err():
-		return nil, err
-	default:
-	}
-	timer.Reset(time.Until(fl.sent.Add(r.o.timeout)))
-	defer timer.Stop()
-	select {
-	case a := <-fl.fut.Ok():
-		return a, nil
-	case err := <-fl.fut.Err():
-		return nil, err
-	case <-timer.C:
-		return nil, errAckTimeout
-	case <-drain:
-		return nil, errAckTimeout
-	}
-}
-
-// retry republishes a failed line synchronously with exponential backoff
-// and jitter; the same Nats-Msg-Id makes a lost ack harmless.
-func (r *publishRun) retry(ctx context.Context, fl flight, err error) (*jetstream.PubAck, error) {
-	delay := 100 * time.Millisecond
-	for attempt := 1; attempt <= r.o.retries; attempt++ {
-		r.cnt.retries.Add(1)
-		r.prog.note(fmt.Sprintf("line %d: publish failed (%v); retry %d of %d", fl.line, err, attempt, r.o.retries))
-		d := delay/2 + rand.N(delay)
-		if sleep(ctx, d) != nil {
-			return nil, err
-		}
-		delay = min(2*delay, 5*time.Second)
-		actx, cancel := context.WithTimeout(ctx, r.o.timeout)
-		ack, perr := r.js.PublishMsg(actx, fl.msg)
-		cancel()
-		if perr == nil {
-			return ack, nil
-		}
-		err = perr
-	}
-	return nil, fmt.Errorf("%d attempts: %w", r.o.retries+1, err)
-}
-
 // finish writes the final checkpoint, prints the summary and picks the
 // exit code.
-func (r *publishRun) finish(ctx context.Context, p1 *pass1, res publishResult, state *checkpoint, elapsed time.Duration) error {
+func (r *publishRun) finish(p1 *pass1, res publishResult, state *checkpoint, elapsed time.Duration) error {
 	r.prog.stop()
 	complete := !res.interrupted && res.failures == 0 && res.inputErr == nil
 	if complete {
-		state.Line, state.Done = max(state.Line, res.lastLine), true
+		state.Line, state.Done = max(state.Line, p1.lastLine), true
 	}
 	var saveErr error
 	if r.o.stateFile != "" {

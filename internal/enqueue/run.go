@@ -59,6 +59,8 @@ type hooks struct {
 	// returning true abandons the run at once, like a SIGKILL: no drain,
 	// no final checkpoint.
 	afterAck func(acked int64) (kill bool)
+	// cacheBytes overrides the budget of messages kept between the passes.
+	cacheBytes int
 }
 
 // Run executes the enqueue command line (args without the program name)

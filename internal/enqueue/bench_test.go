@@ -1,0 +1,82 @@
+package enqueue
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/friendsync/friendsync/event"
+	"github.com/friendsync/friendsync/internal/testenv"
+)
+
+// benchPending is the in-flight bound of both benchmarks.
+const benchPending = 1024
+
+// BenchmarkEnqueuePublish runs the whole command (both passes, validation,
+// checkpoints, every ack checked) on a b.N-line file. Compare with
+// BenchmarkRawAsyncPublish, e.g.:
+//
+//	go test -run '^$' -bench 'EnqueuePublish|RawAsyncPublish' -benchtime=100000x -count 3 ./internal/enqueue/
+func BenchmarkEnqueuePublish(b *testing.B) {
+	_, l := setupStream(b, nil)
+	in, _ := bigInput(b, b.N)
+	args := append(natsArgs(l), "-profiles", profilesFile(b), "-progress", "off",
+		"-max-pending", strconv.Itoa(benchPending), in)
+	b.ResetTimer()
+	res := invoke(b, context.Background(), hooks{}, "", nil, args...)
+	b.StopTimer()
+	if res.code != ExitOK {
+		b.Fatalf("exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkRawAsyncPublish publishes the same payloads (encoded in
+// advance) with the same Msg-Ids and subjects through plain jetstream
+// PublishMsgAsync with the same MaxPending, then waits for all acks.
+func BenchmarkRawAsyncPublish(b *testing.B) {
+	_, l := setupStream(b, nil)
+	msgs := make([]*nats.Msg, b.N)
+	for i := range msgs {
+		line := i + 1
+		ev := event.Event{App: "demo", From: "u" + strconv.Itoa(line%997), To: "f" + strconv.Itoa(line),
+			Remark: event.Ptr("r" + strconv.Itoa(line)), TS: time.Now().UnixNano()}
+		ev.ID = fmt.Sprintf("enqueue/0123456789abcdef/%d", line)
+		data, err := event.Encode(&ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := nats.NewMsg(l.SubjectFor(&ev, event.LaneBulk, testPartitions))
+		m.Data = data
+		m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+		msgs[i] = m
+	}
+	nc := testenv.NATS(b)
+	failed := 0
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(benchPending),
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed++ }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for _, m := range msgs {
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("acks missing")
+	}
+	b.StopTimer()
+	if failed > 0 {
+		b.Fatalf("%d publishes failed", failed)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
