@@ -1,6 +1,7 @@
 package vendorsim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -207,6 +208,12 @@ func (s *Sim) front(w http.ResponseWriter, r *http.Request, v event.Vendor, b *b
 	admitted := b.arrive(int64(now.Sub(s.epoch)), now.Unix())
 	st := s.st(v)
 	if f := s.faults[vendorIndex(v)].Load(); f != nil {
+		// Read the body before any fault makes the handler wait: net/http
+		// notices a client that went away only once the body is consumed,
+		// so a hung handler over a real listener would never end.
+		if body, err := s.readBody(w, r); err == nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		if f.inOutage(s.cfg.Now()) {
 			st.faults.Add(1)
 			s.plain(w, v, http.StatusServiceUnavailable, "vendorsim: outage")
