@@ -48,6 +48,9 @@ type budget struct {
 	mu    sync.Mutex
 	local gcraState // NewLocal: the budget itself; with Redis: the fallback bucket
 
+	// waiters admits maxPollers polling waiters per lane (live, bulk).
+	waiters [2]chan struct{}
+
 	drain  atomic.Bool   // empty the Redis bucket on the next Redis call (after a fallback)
 	factor atomic.Uint64 // last factor seen, math.Float64bits
 }
@@ -102,6 +105,7 @@ func newLimiter(cfg Config, rdb redis.UniversalClient, logger *slog.Logger, m *M
 			},
 		}
 		bb.factor.Store(math.Float64bits(1))
+		bb.waiters = [2]chan struct{}{make(chan struct{}, maxPollers), make(chan struct{}, maxPollers)}
 		l.budgets[b.Name] = bb
 		m.fallback.WithLabelValues(b.Name).Set(0)
 		m.factor.WithLabelValues(b.Name).Set(1)
@@ -113,6 +117,10 @@ func newLimiter(cfg Config, rdb redis.UniversalClient, logger *slog.Logger, m *M
 	}
 	return l, nil
 }
+
+// maxPollers bounds the waiters of one budget and lane that ask the bucket
+// at the same time, in one process.
+const maxPollers = 4
 
 // Wait blocks until the budget grants one token (one vendor call) for the
 // lane, or ctx ends. Between attempts it sleeps exactly the retry-after the
@@ -128,6 +136,23 @@ func (l *Limiter) Wait(ctx context.Context, name string, lane event.Lane) error 
 	}
 	bulk := lane == event.LaneBulk
 	start := time.Now()
+	// At most maxPollers waiters per budget and lane poll at a time; the
+	// others queue here. Retry-after names when the NEXT token is free, so
+	// N pollers would all wake for it and make N takes per grant (a
+	// thundering herd that exhausted the Redis pool, timed takes out and
+	// flipped workers into the fallback while others still drew on Redis).
+	// More than one poller keeps a slow take (a probe of a Redis that is
+	// down) from stalling the budget.
+	sem := b.waiters[0]
+	if bulk {
+		sem = b.waiters[1]
+	}
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("ratelimit: wait: budget %q: %w", name, ctx.Err())
+	}
+	defer func() { <-sem }()
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
