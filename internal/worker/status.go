@@ -327,10 +327,13 @@ func compute(worker string, now time.Time, cur snapshot, base *snapshot, dt floa
 		st.DeadLetters.ByReason[r] = both(mDLQ, map[string]string{"reason": r})
 	}
 
-	// End-to-end latency of final outcomes (what was acked or dead-lettered).
+	// End-to-end latency of final outcomes (acked or dead-lettered); the
+	// queue also observes retry_later and released settles, which are not.
 	e2e := histogram{}
 	for _, o := range cur.labelValues(mE2E, "outcome") {
-		e2e.add(windowed(cur, base, mE2E, map[string]string{"outcome": o}))
+		if o != "retry_later" && o != "released" {
+			e2e.add(windowed(cur, base, mE2E, map[string]string{"outcome": o}))
+		}
 	}
 	st.Latency.E2E = e2e.percentiles()
 	for _, s := range cur.histSeries(mDuration) {

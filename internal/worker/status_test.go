@@ -249,6 +249,7 @@ func TestStatsFromRegistry(t *testing.T) {
 	for range 50 {
 		m.items.WithLabelValues().Observe(4)
 		m.e2e.WithLabelValues("live", "applied").Observe(0.05)
+		m.e2e.WithLabelValues("live", "retry_later").Observe(5) // not a final outcome: not counted
 	}
 	st, err := page.Stats()
 	if err != nil {
