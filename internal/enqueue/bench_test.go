@@ -27,13 +27,18 @@ func BenchmarkEnqueuePublish(b *testing.B) {
 	in, _ := bigInput(b, b.N)
 	args := append(natsArgs(l), "-profiles", profilesFile(b), "-progress", "off",
 		"-max-pending", strconv.Itoa(benchPending), in)
+	phases := map[string]time.Duration{}
+	h := hooks{phase: func(name string, d time.Duration) { phases[name] = d }}
 	b.ResetTimer()
-	res := invoke(b, context.Background(), hooks{}, "", nil, args...)
+	res := invoke(b, context.Background(), h, "", nil, args...)
 	b.StopTimer()
 	if res.code != ExitOK {
 		b.Fatalf("exit %d: %s %s", res.code, res.stdout, res.stderr)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	// The passes apart: validation (parse, check, encode) and publishing.
+	b.ReportMetric(phases["validate"].Seconds()*1e9/float64(b.N), "validate-ns/op")
+	b.ReportMetric(float64(b.N)/phases["publish"].Seconds(), "publish-events/s")
 }
 
 // BenchmarkRawAsyncPublish publishes the same payloads (encoded in
@@ -65,7 +70,7 @@ func BenchmarkRawAsyncPublish(b *testing.B) {
 	}
 	b.ResetTimer()
 	for _, m := range msgs {
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(10*time.Second)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -79,4 +84,17 @@ func BenchmarkRawAsyncPublish(b *testing.B) {
 		b.Fatalf("%d publishes failed", failed)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDryRun measures the validation pass alone (no NATS).
+func BenchmarkDryRun(b *testing.B) {
+	in, _ := bigInput(b, 100_000)
+	args := []string{"-vendor", "demo=tencent", "-dry-run", "-progress", "off", in}
+	b.ResetTimer()
+	for range b.N {
+		if res := invoke(b, context.Background(), hooks{}, "", nil, args...); res.code != ExitOK {
+			b.Fatalf("exit %d: %s", res.code, res.stderr)
+		}
+	}
+	b.ReportMetric(float64(b.N*100_000)/b.Elapsed().Seconds(), "lines/s")
 }

@@ -160,7 +160,7 @@ func readAll(t testing.TB, js jetstream.JetStream, l event.Layout) []stored {
 		for m := range batch.Messages() {
 			n++
 			md, _ := m.Metadata()
-			ev, err := event.Decode(m.Data())
+			ev, err := parseNDJSON(m.Data())
 			if err != nil {
 				t.Fatalf("stored payload %q: %v", m.Data(), err)
 			}

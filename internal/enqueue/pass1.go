@@ -58,8 +58,17 @@ type prepared struct {
 
 const preparedSize = 32 // bytes per item, for the budget
 
-func newArena(limit int) *arena {
-	return &arena{limit: limit, index: map[string]uint32{}}
+// newArena makes an arena for an input of about size bytes, sized ahead so
+// it does not copy itself while growing: a payload is its line plus the id
+// and ts enqueue adds (short lines double), and a line is rarely under 32
+// bytes. Capacity that is never written costs no memory.
+func newArena(limit int, size int64) *arena {
+	a := &arena{limit: limit, index: map[string]uint32{}}
+	if size > 0 {
+		a.buf = make([]byte, 0, min(int64(limit), 3*size))
+		a.items = make([]prepared, 0, min(int64(limit/preparedSize/4), size/32+1))
+	}
+	return a
 }
 
 // add keeps one prepared message, unless the budget is spent.
@@ -123,7 +132,7 @@ const batchSize = 256
 // validated for its app by GOMAXPROCS workers, and, when publishing,
 // prepared (subject and payload) into the arena; results are handled in
 // line order (errors printed, rejects written, counts kept).
-func (r *publishRun) validate(ctx context.Context, in io.Reader, id string, resumeLine int) (*pass1, error) {
+func (r *publishRun) validate(ctx context.Context, in io.Reader, size int64, id string, resumeLine int) (*pass1, error) {
 	src, err := newSource(r.format, in)
 	if err != nil {
 		if errors.Is(err, errHeader) {
@@ -145,6 +154,7 @@ func (r *publishRun) validate(ctx context.Context, in io.Reader, id string, resu
 		defer close(order)
 		for eof := false; !eof; {
 			b := &vbatch{recs: make([]vrec, 0, batchSize), done: make(chan struct{})}
+			var raw []byte // the batch's NDJSON lines, back to back
 			for len(b.recs) < batchSize {
 				rec, err := src.next()
 				if errors.Is(err, io.EOF) {
@@ -160,7 +170,11 @@ func (r *publishRun) validate(ctx context.Context, in io.Reader, id string, resu
 				if rec.fields != nil {
 					v.fields = append([]string(nil), rec.fields...)
 				} else {
-					v.raw = append([]byte(nil), rec.raw...)
+					if cap(raw)-len(raw) < len(rec.raw) {
+						raw = make([]byte, 0, max(64<<10, len(rec.raw)))
+					}
+					raw = append(raw, rec.raw...)
+					v.raw = raw[len(raw)-len(rec.raw) : len(raw) : len(raw)]
 				}
 				b.recs = append(b.recs, v)
 			}
@@ -190,7 +204,11 @@ func (r *publishRun) validate(ctx context.Context, in io.Reader, id string, resu
 		}()
 	}
 
-	res := &pass1{identity: id, arena: newArena(r.cacheBytes)}
+	arenaSize := size
+	if r.prod == nil {
+		arenaSize = 0 // a dry run prepares nothing
+	}
+	res := &pass1{identity: id, arena: newArena(r.cacheBytes, arenaSize)}
 	var (
 		rejects *bufio.Writer
 		rf      *os.File

@@ -289,9 +289,17 @@ func (r *publishRun) run(ctx context.Context) error {
 	if err := rewind(); err != nil {
 		return err
 	}
-	p1, err := r.validate(ctx, f, id, resumeLine)
+	t1 := time.Now()
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	p1, err := r.validate(ctx, f, size, id, resumeLine)
 	if err != nil {
 		return err
+	}
+	if r.e.hooks.phase != nil {
+		r.e.hooks.phase("validate", time.Since(t1))
 	}
 	if p1.invalid > 0 && !o.skipInvalid {
 		return fail(ExitInvalid, "%d of %d lines are invalid; nothing was published (fix them, or use --skip-invalid to publish the %d valid lines and write the rest to a reject file)",
@@ -329,7 +337,11 @@ func (r *publishRun) run(ctx context.Context) error {
 			r.cacheBytes>>20, p1.arena.through)
 	}
 	state := &checkpoint{Input: r.name(), Identity: id, Line: resumeLine}
+	t2 := time.Now()
 	res := r.publish(ctx, p1, state, reopen)
+	if r.e.hooks.phase != nil {
+		r.e.hooks.phase("publish", time.Since(t2))
+	}
 	if res.killed {
 		return &exitError{code: 137, err: errors.New("killed"), quiet: true}
 	}

@@ -61,6 +61,8 @@ type hooks struct {
 	afterAck func(acked int64) (kill bool)
 	// cacheBytes overrides the budget of messages kept between the passes.
 	cacheBytes int
+	// phase reports how long each pass took ("validate", "publish").
+	phase func(name string, d time.Duration)
 }
 
 // Run executes the enqueue command line (args without the program name)
