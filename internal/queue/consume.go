@@ -343,8 +343,15 @@ func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, 
 	c.forget(meta.Seq)
 
 	settle := func(o jobs.Outcome) { c.settler.settle(h, o, false) }
+	// A partition that is stopping may still have a pull open (pulls are
+	// not cancelled): a bare Nak would redeliver the message into that same
+	// pull at once, round and round until MaxDeliver dead-letters it. The
+	// delay outlasts any open pull (IdleWait), so the next owner gets it.
+	stopping := func(reason string) {
+		settle(jobs.Outcome{Kind: jobs.Released, Reason: reason, Delay: c.cfg.IdleWait})
+	}
 	if ctx.Err() != nil {
-		settle(jobs.Outcome{Kind: jobs.Released, Reason: "partition stopping"})
+		stopping("partition stopping")
 		return
 	}
 	if meta.Delivered > c.cfg.MaxDeliver {
@@ -373,7 +380,7 @@ func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, 
 		switch {
 		case done:
 		case ctx.Err() != nil:
-			settle(jobs.Outcome{Kind: jobs.Released, Reason: "partition stopping: " + err.Error()})
+			stopping("partition stopping: " + err.Error())
 		default:
 			// Not a bare Nak: a handler that keeps refusing would use up
 			// MaxDeliver in milliseconds (PRIOR-ART.md pitfall 5).

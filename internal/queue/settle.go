@@ -61,7 +61,7 @@ type action struct {
 //	invalid                             → DLQ(invalid), Term
 //	permanent                           → DLQ(vendor), Term
 //	retry later, not the last delivery  → NakWithDelay(hint, else backoff by delivery count; capped)
-//	released, not the last delivery     → Nak
+//	released, not the last delivery     → Nak (NakWithDelay(Delay) when set: see receive)
 //	retry later or released on the last → DLQ(max_deliver), Term
 //	anything else (a pipeline bug)      → NakWithDelay(backoff): never lost, never final
 func decide(o jobs.Outcome, m jobs.Meta, backoff func(delivered int) time.Duration, retryMax time.Duration) action {
@@ -86,6 +86,9 @@ func decide(o jobs.Outcome, m jobs.Meta, backoff func(delivered int) time.Durati
 		if m.LastDelivery() {
 			return action{kind: doDLQ, reason: jobs.ReasonMaxDeliver,
 				detail: fmt.Sprintf("released on delivery %d of %d: %s", m.Delivered, m.MaxDeliver, o.Reason)}
+		}
+		if o.Delay > 0 {
+			return action{kind: doNakDelay, delay: min(o.Delay, retryMax)}
 		}
 		return action{kind: doNak}
 	default:

@@ -39,6 +39,8 @@ func TestDecide(t *testing.T) {
 		{"retry later on the last delivery", jobs.Outcome{Kind: jobs.RetryLater, Reason: "5xx"}, last,
 			action{kind: doDLQ, reason: jobs.ReasonMaxDeliver, detail: "not applied by delivery 5 of 5: 5xx"}},
 		{"released", jobs.Outcome{Kind: jobs.Released}, mid, action{kind: doNak}},
+		{"released with a delay (stopping, a pull still open)", jobs.Outcome{Kind: jobs.Released, Delay: 200 * time.Millisecond}, mid,
+			action{kind: doNakDelay, delay: 200 * time.Millisecond}},
 		{"released on the last delivery", jobs.Outcome{Kind: jobs.Released, Reason: "shutdown"}, last,
 			action{kind: doDLQ, reason: jobs.ReasonMaxDeliver, detail: "released on delivery 5 of 5: shutdown"}},
 		{"released on the spare delivery", jobs.Outcome{Kind: jobs.Released, Reason: "spare"}, spare,
