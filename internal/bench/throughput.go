@@ -1,0 +1,301 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/friendsync/friendsync/event"
+	"github.com/friendsync/friendsync/internal/queue"
+	"github.com/friendsync/friendsync/internal/vendorsim"
+)
+
+// throughputTarget is the target of our events/s over the raw JetStream
+// rate.
+const throughputTarget = 0.5
+
+// publishPending is the async-publish window of both sides.
+const publishPending = 4096
+
+// phase is one timed publish-to-final-ack run.
+type phase struct {
+	name      string
+	events    int
+	published time.Duration // first publish → last publish ack
+	acked     time.Duration // first publish → last consumer ack seen
+	cpu       time.Duration
+}
+
+func (p phase) rate() float64 { return float64(p.events) / p.acked.Seconds() }
+
+func runThroughput(ctx context.Context, e *env, s *Section) error {
+	n, accounts := e.sc.tputEvents, e.sc.tputAccounts
+	s.Intro = fmt.Sprintf(`%d remark updates (each to a friend of its own) over %d Tencent accounts, uniform, are published
+asynchronously (%d in flight) while one in-process worker consumes them through a simulator with no QPS limit and no
+write time; the clock runs from the first publish until the consumers' acks of every event have been seen on the
+$JS.ACK subjects. The raw baseline publishes the same payloads (same Nats-Msg-Id headers, same number in flight) to a
+plain work-queue stream with the same storage, consumed by one pull consumer (Consume) that acks each message, timed
+the same way; it runs before and after ours and the ratio uses their mean. The worker's limiter still holds Tencent
+at 180 calls/s + 20, so every call must carry a large batch.`, n, accounts, publishPending)
+	d, err := e.deploy("tput", deployOpts{sim: func(c *vendorsim.Config) {
+		c.TencentQPS, c.ZegoQPS, c.VolcQPS, c.WriteTime = -1, -1, 0, -1
+	}})
+	if err != nil {
+		return err
+	}
+	defer d.cleanup()
+	if err := d.ensure(ctx); err != nil {
+		return err
+	}
+	p, err := d.producer(ctx)
+	if err != nil {
+		return err
+	}
+	evs, _ := backlog(event.Tencent, distUniform, n, accounts, 21)
+	msgs := make([]*nats.Msg, n)
+	for i := range evs {
+		if msgs[i], err = p.Prepare(&evs[i]); err != nil {
+			return err
+		}
+	}
+	rawStream := d.layout.Stream() + "_RAW"
+	rawMsgs := make([]*nats.Msg, n)
+	for i, m := range msgs {
+		r := nats.NewMsg(d.name + ".raw." + strconv.Itoa(i%d.partitions))
+		r.Data = m.Data
+		r.Header.Set(jetstream.MsgIDHeader, m.Header.Get(jetstream.MsgIDHeader))
+		r.Header.Set(jetstream.ExpectedStreamHeader, rawStream)
+		rawMsgs[i] = r
+	}
+
+	var phases []phase
+	raw := func(label string) error {
+		ph, err := rawRun(ctx, e, rawStream, d.name+".raw.>", rawMsgs)
+		ph.name = label
+		if err == nil {
+			phases = append(phases, ph)
+		}
+		return err
+	}
+	if err := raw("raw JetStream (before)"); err != nil {
+		return err
+	}
+	if err := d.start(ctx, 1, nil); err != nil {
+		return err
+	}
+	ours, err := oursRun(ctx, e, d, msgs)
+	if err != nil {
+		return err
+	}
+	ours.name = "friendsync, 1 worker"
+	phases = append(phases, ours)
+	if err := d.stop(); err != nil {
+		return err
+	}
+	if err := raw("raw JetStream (after)"); err != nil {
+		return err
+	}
+
+	tbl := Table{Header: []string{"run", "events", "publish (all acked by the stream)", "publish → last consumer ack", "events/s", "CPU of this process", "CPU µs/event"}}
+	for _, ph := range phases {
+		tbl.Rows = append(tbl.Rows, []string{ph.name, itoa(ph.events), secs(ph.published), secs(ph.acked), f1(ph.rate()),
+			secs(ph.cpu), f1(float64(ph.cpu.Microseconds()) / float64(ph.events))})
+	}
+	s.Tables = append(s.Tables, tbl)
+	rawRate := (phases[0].rate() + phases[2].rate()) / 2
+	ratio := ours.rate() / rawRate
+	s.check("events/s ÷ raw JetStream publish + consume + ack", f3(ratio), fmt.Sprintf("≥ %.2f", throughputTarget), ratio >= throughputTarget, false)
+	cs := d.sim.Counters()
+	tc := cs.Tencent
+	s.check("events applied at the vendor", itoa(tc.Applied), fmt.Sprintf("≥ %d (all)", n), tc.Applied >= int64(n), true)
+	invariantChecks(s, "throughput,", cs)
+	if tc.Calls > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("friendsync made %d Tencent calls carrying %.1f items each on average.", tc.Calls, float64(tc.Items)/float64(tc.Calls)))
+	}
+	s.Notes = append(s.Notes,
+		"Both sides run in this process next to NATS and Redis on the same cores, so CPU µs/event of this process (worker + publisher, or consumer + publisher) is the less noisy comparison; NATS and Redis CPU is not included.",
+		"The worker also runs Redis round trips per batch (limiter token, field versions), which the raw consumer does not have.")
+	return nil
+}
+
+// ackCounter counts the distinct stream sequences acknowledged (+ACK) on
+// a stream's $JS.ACK subjects and closes done when want were seen.
+type ackCounter struct {
+	mu   sync.Mutex
+	seen map[uint64]bool
+	want int
+	done chan struct{}
+	at   time.Time
+}
+
+func watchAcks(nc *nats.Conn, stream string, want int) (*ackCounter, *nats.Subscription, error) {
+	a := &ackCounter{seen: make(map[uint64]bool, want), want: want, done: make(chan struct{})}
+	sub, err := nc.Subscribe("$JS.ACK."+stream+".>", func(m *nats.Msg) {
+		if !strings.HasPrefix(string(m.Data), "+ACK") {
+			return
+		}
+		// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
+		toks := strings.Split(m.Subject, ".")
+		if len(toks) < 9 {
+			return
+		}
+		seq, err := strconv.ParseUint(toks[5], 10, 64)
+		if err != nil {
+			return
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.seen[seq] {
+			return
+		}
+		a.seen[seq] = true
+		if len(a.seen) == a.want {
+			a.at = time.Now()
+			close(a.done)
+		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: subscribe to acks: %w", err)
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return nil, nil, err
+	}
+	return a, sub, nc.Flush()
+}
+
+func (a *ackCounter) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.seen)
+}
+
+// wait waits for every ack and returns when the last was seen.
+func (a *ackCounter) wait(ctx context.Context, timeout time.Duration) (time.Time, error) {
+	select {
+	case <-a.done:
+		return a.at, nil
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	case <-time.After(timeout):
+		return time.Time{}, fmt.Errorf("bench: %d of %d acks seen after %s", a.count(), a.want, timeout)
+	}
+}
+
+// publishAsync publishes msgs on nc with at most publishPending in
+// flight and waits for every PubAck.
+func publishAsync(ctx context.Context, nc *nats.Conn, msgs []*nats.Msg) error {
+	var failed atomic.Int64
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(publishPending),
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed.Add(1) }))
+	if err != nil {
+		return fmt.Errorf("bench: jetstream: %w", err)
+	}
+	for _, m := range msgs {
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second)); err != nil {
+			return fmt.Errorf("bench: publish: %w", err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Minute):
+		return errors.New("bench: publish acks missing after 2m")
+	}
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("bench: %d publishes failed", n)
+	}
+	return nil
+}
+
+// oursRun publishes msgs to the deployment's stream (a worker runs) and
+// times until every event's ack.
+func oursRun(ctx context.Context, e *env, d *deployment, msgs []*nats.Msg) (phase, error) {
+	acks, sub, err := watchAcks(e.nc, d.layout.Stream(), len(msgs))
+	if err != nil {
+		return phase{}, err
+	}
+	defer sub.Unsubscribe()
+	cpu0, t0 := cpuTime(), time.Now()
+	if err := publishAsync(ctx, e.nc, msgs); err != nil {
+		return phase{}, err
+	}
+	pub := time.Since(t0)
+	last, err := acks.wait(ctx, 5*time.Minute)
+	if err != nil {
+		return phase{}, err
+	}
+	ph := phase{events: len(msgs), published: pub, acked: last.Sub(t0), cpu: cpuTime() - cpu0}
+	// The server must agree: nothing pending or unacknowledged.
+	deadline := time.Now().Add(30 * time.Second)
+	for d.pending(ctx) != 0 {
+		if time.Now().After(deadline) {
+			return ph, fmt.Errorf("bench: consumers still hold messages 30s after the last ack (%d)", d.pending(ctx))
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return ph, err
+		}
+	}
+	return ph, nil
+}
+
+// rawRun is the baseline: a plain work-queue stream with one pull
+// consumer that acks every message, on its own connection.
+func rawRun(ctx context.Context, e *env, stream, subjects string, msgs []*nats.Msg) (phase, error) {
+	nc, err := nats.Connect(e.opts.NATSURL, nats.Name("fsbench-raw-consumer"))
+	if err != nil {
+		return phase{}, fmt.Errorf("bench: connect: %w", err)
+	}
+	defer nc.Close()
+	cjs, err := jetstream.New(nc)
+	if err != nil {
+		return phase{}, err
+	}
+	s, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subjects},
+		Retention: jetstream.WorkQueuePolicy, Discard: jetstream.DiscardNew, Duplicates: queue.DefaultDuplicates,
+		Storage: jetstream.FileStorage})
+	if err != nil {
+		return phase{}, fmt.Errorf("bench: create raw stream: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.js.DeleteStream(dctx, stream)
+	}()
+	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: queue.DefaultAckWait, MaxAckPending: queue.DefaultMaxAckPendingLive * event.DefaultPartitions}); err != nil {
+		return phase{}, fmt.Errorf("bench: create raw consumer: %w", err)
+	}
+	cons, err := cjs.Consumer(ctx, stream, "raw")
+	if err != nil {
+		return phase{}, err
+	}
+	acks, sub, err := watchAcks(e.nc, stream, len(msgs))
+	if err != nil {
+		return phase{}, err
+	}
+	defer sub.Unsubscribe()
+	cc, err := cons.Consume(func(m jetstream.Msg) { _ = m.Ack() })
+	if err != nil {
+		return phase{}, err
+	}
+	defer cc.Stop()
+	cpu0, t0 := cpuTime(), time.Now()
+	if err := publishAsync(ctx, e.nc, msgs); err != nil {
+		return phase{}, err
+	}
+	pub := time.Since(t0)
+	last, err := acks.wait(ctx, 5*time.Minute)
+	if err != nil {
+		return phase{}, err
+	}
+	return phase{events: len(msgs), published: pub, acked: last.Sub(t0), cpu: cpuTime() - cpu0}, nil
+}
