@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,10 +29,14 @@ func BenchmarkEnqueuePublish(b *testing.B) {
 	args := append(natsArgs(l), "-profiles", profilesFile(b), "-progress", "off",
 		"-max-pending", strconv.Itoa(benchPending), in)
 	phases := map[string]time.Duration{}
-	h := hooks{phase: func(name string, d time.Duration) { phases[name] = d }}
+	cpu := map[string]time.Duration{}
+	h := hooks{phase: func(name string, d time.Duration) { phases[name], cpu[name] = d, cpuTime() }}
+	c0 := cpuTime()
 	b.ResetTimer()
 	res := invoke(b, context.Background(), h, "", nil, args...)
 	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-c0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cpu["publish"]-cpu["validate"])/float64(b.N), "publish-cpu-ns/op")
 	if res.code != ExitOK {
 		b.Fatalf("exit %d: %s %s", res.code, res.stdout, res.stderr)
 	}
@@ -68,6 +73,7 @@ func BenchmarkRawAsyncPublish(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	c0 := cpuTime()
 	b.ResetTimer()
 	for _, m := range msgs {
 		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(10*time.Second)); err != nil {
@@ -80,6 +86,7 @@ func BenchmarkRawAsyncPublish(b *testing.B) {
 		b.Fatal("acks missing")
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-c0)/float64(b.N), "cpu-ns/op")
 	if failed > 0 {
 		b.Fatalf("%d publishes failed", failed)
 	}
@@ -97,4 +104,11 @@ func BenchmarkDryRun(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*100_000)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// cpuTime is the CPU time (user + system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -142,6 +142,14 @@ func parseSeqRange(s string) (from, to uint64, err error) {
 	return from, to, nil
 }
 
+// checkReason rejects a reason that is not one subject token.
+func checkReason(r string) error {
+	if strings.ContainsAny(r, ".*> \t") {
+		return fail(ExitUsage, "--reason %q: want one word such as %s, %s or %s", r, jobs.ReasonInvalid, jobs.ReasonVendor, jobs.ReasonMaxDeliver)
+	}
+	return nil
+}
+
 // dlqConn connects and opens the DLQ stream.
 func dlqConn(ctx context.Context, c *common) (*nats.Conn, jetstream.JetStream, jetstream.Stream, event.Layout, error) {
 	l, err := c.layout()
@@ -259,6 +267,9 @@ func runDLQList(ctx context.Context, args []string, e *env) error {
 	if sel.limit < 0 {
 		return fail(ExitUsage, "--limit must be ≥ 0")
 	}
+	if err := checkReason(sel.reason); err != nil {
+		return err
+	}
 	nc, _, s, l, err := dlqConn(ctx, &c)
 	if err != nil {
 		return err
@@ -348,6 +359,9 @@ func runDLQReplay(ctx context.Context, args []string, e *env) error {
 	}
 	if n != 1 {
 		return fail(ExitUsage, "dlq replay: choose exactly one of --seq A[-B], --reason R, --all")
+	}
+	if err := checkReason(sel.reason); err != nil {
+		return err
 	}
 	if seqs != "" {
 		var err error

@@ -4,13 +4,17 @@
 //
 // # Publish
 //
-// A publish run makes two passes over its input. The first validates every
-// line with the contract's decoder and the vendor rules of the line's app
-// (from the profiles file) and hashes the content; by default one invalid
-// line aborts the run with every bad line reported and nothing published,
-// and --skip-invalid writes the bad lines to a reject file instead. The
-// second pass publishes (bulk lane unless --lane live) through the producer
-// library:
+// A publish run reads its input (stdin is first copied to a temporary
+// file) to hash it into the input identity, then makes two passes. The
+// first validates every line with the contract's decoder (plus a fast path
+// for the common shape, fuzzed against it) and the vendor rules of the
+// line's app (from the profiles file), on all cores, and keeps the prepared
+// messages in memory up to a budget (128 MiB); by default one invalid line
+// aborts the run with every bad line reported and nothing published, and
+// --skip-invalid writes the bad lines to a reject file instead. The second
+// pass publishes (bulk lane unless --lane live) the kept messages, and
+// prepares again, through the producer library, the lines beyond the
+// budget:
 //
 //   - Nats-Msg-Id is enqueue/<identity>/<line>, identity being the first 16
 //     hex digits of the SHA-256 of the input, so a re-run of the same input

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/term"
 
 	"github.com/friendsync/friendsync/event"
 	"github.com/friendsync/friendsync/producer"
@@ -213,6 +214,9 @@ func (r *publishRun) run(ctx context.Context) error {
 		err  error
 	)
 	if r.stdin {
+		if f, ok := r.e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return fail(ExitUsage, "no input: name a FILE, or pipe NDJSON (or CSV with --format csv) into stdin; see enqueue publish -h")
+		}
 		if r.chk.asOf == 0 {
 			r.chk.asOf = r.chk.now.UnixNano()
 		}

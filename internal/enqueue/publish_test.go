@@ -273,6 +273,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad as-of", append(natsArgs(l), "-profiles", profiles, "-as-of", "yesterday", in), nil, ExitUsage, "--as-of"},
 		{"dlq without a subcommand", []string{"dlq"}, nil, ExitUsage, "want list or replay"},
 		{"replay without a selection", append([]string{"dlq", "replay"}, natsArgs(l)...), nil, ExitUsage, "exactly one of"},
+		{"reason with a dot", append([]string{"dlq", "list", "-reason", "vendor.x"}, natsArgs(l)...), nil, ExitUsage, "want one word"},
 		{"help", []string{"help"}, nil, ExitOK, ""},
 	}
 	for _, tc := range tests {
