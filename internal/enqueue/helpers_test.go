@@ -26,6 +26,12 @@ const testPartitions = 8
 func setupStream(t testing.TB, adjust func(*jetstream.StreamConfig)) (jetstream.JetStream, event.Layout) {
 	t.Helper()
 	_, js := testenv.JetStream(t)
+	return setupStreamOn(t, js, adjust)
+}
+
+// setupStreamOn is setupStream on another server.
+func setupStreamOn(t testing.TB, js jetstream.JetStream, adjust func(*jetstream.StreamConfig)) (jetstream.JetStream, event.Layout) {
+	t.Helper()
 	l := event.Layout{Base: strings.ToLower(testenv.Unique("enq"))}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
