@@ -16,8 +16,10 @@ import (
 )
 
 // runDemo publishes generated live updates for the demo apps at
-// cfg.DemoRate events/s until ctx ends, so a newcomer sees events flow.
-// Accounts are skewed (a few busy ones), so coalescing has work to do.
+// cfg.DemoRate events/s until ctx ends, so a newcomer sees events flow. It
+// mimics people editing several friends at once: each burst is 1-8 updates
+// by one account (a skewed choice, so a few accounts are busy), which the
+// worker coalesces into one batch call.
 func runDemo(ctx context.Context, nc *nats.Conn, layout event.Layout, cfg config.Config, logger *slog.Logger) error {
 	p, err := producer.New(ctx, nc, producer.Config{Layout: layout, Apps: cfg.Profiles.Rules()})
 	if err != nil {
@@ -25,11 +27,12 @@ func runDemo(ctx context.Context, nc *nats.Conn, layout event.Layout, cfg config
 	}
 	apps := cfg.Profiles.Names()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	zipf := rand.NewZipf(rng, 1.2, 1, 999)
-	every := time.Duration(float64(time.Second) / cfg.DemoRate)
-	tick := time.NewTicker(max(every, time.Millisecond))
+	zipf := rand.NewZipf(rng, 1.3, 1, 499)
+	const meanBurst = 4.5
+	bursts := cfg.DemoRate / meanBurst // bursts per second
+	tick := time.NewTicker(max(time.Duration(float64(time.Second)/bursts), time.Millisecond))
 	defer tick.Stop()
-	perTick := max(1, int(cfg.DemoRate/1000))
+	perTick := max(1, int(bursts/1000))
 	logger.Info("demo traffic on", slog.Float64("events_per_second", cfg.DemoRate), slog.Any("apps", apps))
 	var n uint64
 	for {
@@ -42,11 +45,14 @@ func runDemo(ctx context.Context, nc *nats.Conn, layout event.Layout, cfg config
 		case <-tick.C:
 		}
 		for range perTick {
-			n++
 			app := apps[rng.IntN(len(apps))]
-			ev := demoEvent(cfg.Profiles[app], app, zipf.Uint64(), rng.IntN(200), n)
-			if _, err := p.PublishAsync(ev); err != nil {
-				logger.Warn("demo publish", slog.Any("error", err))
+			account := zipf.Uint64()
+			for range 1 + rng.IntN(8) {
+				n++
+				ev := demoEvent(cfg.Profiles[app], app, account, rng.IntN(100), n)
+				if _, err := p.PublishAsync(ev); err != nil {
+					logger.Warn("demo publish", slog.Any("error", err))
+				}
 			}
 		}
 	}
@@ -66,7 +72,7 @@ func demoEvent(p *config.Profile, app string, account uint64, friend int, n uint
 		ev.From = "user" + strconv.FormatUint(account, 10)
 		ev.To = "friend" + strconv.Itoa(friend)
 		ev.Remark = event.Ptr("nick " + strconv.FormatUint(n, 10))
-		if n%4 == 0 {
+		if n%8 == 0 { // attributes go one friend per call: keep them rare
 			ev.Attrs = map[string]string{"k0": strconv.FormatUint(n, 10)}
 		}
 	default:
