@@ -106,7 +106,7 @@ func New(js jetstream.JetStream, cfg Config, cb Callbacks, logger *slog.Logger, 
 		js:        js,
 		cfg:       cfg,
 		cb:        cb,
-		log:       logger.With(slog.String("component", "lease"), slog.String("worker", cfg.WorkerID)),
+		log:       logger.With(slog.String("component", "lease")), // the caller's logger names the worker
 		met:       m,
 		bucket:    jobs.LeaseBucket(cfg.Layout),
 		self:      []byte(cfg.WorkerID + "/" + randomHex()),
