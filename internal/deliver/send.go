@@ -235,7 +235,8 @@ func (a *attempt) do() error {
 			a.res[j] = jobs.Outcome{Kind: jobs.Permanent, Code: ir.Code, Message: ir.Message,
 				Reason: fmt.Sprintf(reasonPermanentFmt, a.call.API)}
 			d.log.WarnContext(r.ctx, "deliver: item refused", "vendor", r.vendor, "api", a.call.API,
-				"batch_size", len(sub.Items), "attempt", a.n, "class", c.String(), "code", ir.Code)
+				"batch_size", len(sub.Items), "attempt", a.n, "class", c.String(), "code", ir.Code,
+				"vendor_message", ir.Message) // carries the vendor's request id; clients scrub secrets
 			continue
 		case vendors.ReSign:
 			if a.resigned {
@@ -294,7 +295,8 @@ func (a *attempt) whole(err error, n int) error {
 	// Never log err itself: a transport error can quote a URL that carries
 	// credentials (Tencent's usersig is a query parameter).
 	d.log.DebugContext(r.ctx, "deliver: call failed", "vendor", r.vendor, "api", a.call.API,
-		"batch_size", n, "attempt", a.n, "class", class.String(), "code", code, "http_status", status)
+		"batch_size", n, "attempt", a.n, "class", class.String(), "code", code, "http_status", status,
+			"vendor_message", msg) // carries the vendor's request id; clients scrub secrets
 	switch class {
 	case vendors.Permanent:
 		for _, j := range b.pending {
@@ -303,7 +305,8 @@ func (a *attempt) whole(err error, n int) error {
 		}
 		b.pending = b.pending[:0]
 		d.log.WarnContext(r.ctx, "deliver: call refused", "vendor", r.vendor, "api", a.call.API,
-			"batch_size", n, "attempt", a.n, "class", class.String(), "code", code, "http_status", status)
+			"batch_size", n, "attempt", a.n, "class", class.String(), "code", code, "http_status", status,
+			"vendor_message", msg) // carries the vendor's request id; clients scrub secrets
 		return backoff.Permanent(err)
 	case vendors.Throttled:
 		d.lim.Throttled(a.call.Budget, ra)
