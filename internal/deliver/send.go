@@ -296,7 +296,7 @@ func (a *attempt) whole(err error, n int) error {
 	// credentials (Tencent's usersig is a query parameter).
 	d.log.DebugContext(r.ctx, "deliver: call failed", "vendor", r.vendor, "api", a.call.API,
 		"batch_size", n, "attempt", a.n, "class", class.String(), "code", code, "http_status", status,
-			"vendor_message", msg) // carries the vendor's request id; clients scrub secrets
+		"vendor_message", msg) // carries the vendor's request id; clients scrub secrets
 	switch class {
 	case vendors.Permanent:
 		for _, j := range b.pending {
