@@ -245,12 +245,9 @@ func (r *publishRun) run(ctx context.Context) error {
 			return fail(ExitUsage, "read %s: %v", r.input, err)
 		}
 	}
-	// rewind positions the input at its start, checking that the file has
-	// not changed since it was hashed.
-	rewind := func() error {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return fail(ExitUsage, "rewind %s: %v", r.name(), err)
-		}
+	// unchanged checks that the file is the one that was hashed; rewind
+	// also positions it at its start.
+	unchanged := func() error {
 		if stat != nil {
 			now, err := f.Stat()
 			if err != nil || now.Size() != stat.Size() || !now.ModTime().Equal(stat.ModTime()) {
@@ -258,6 +255,12 @@ func (r *publishRun) run(ctx context.Context) error {
 			}
 		}
 		return nil
+	}
+	rewind := func() error {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fail(ExitUsage, "rewind %s: %v", r.name(), err)
+		}
+		return unchanged()
 	}
 
 	if !o.dryRun {
@@ -300,6 +303,9 @@ func (r *publishRun) run(ctx context.Context) error {
 	}
 	p1, err := r.validate(ctx, f, size, id, resumeLine)
 	if err != nil {
+		return err
+	}
+	if err := unchanged(); err != nil {
 		return err
 	}
 	if r.e.hooks.phase != nil {
