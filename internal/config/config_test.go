@@ -222,3 +222,23 @@ func TestPrintMasksSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadRulesReadsNoSecret(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-secret")
+	p := writeFile(t, "p.yaml", "apps:\n  a:\n    vendor: zego\n    zego: {app_id: 1, server_secret: {file: "+missing+"}}\n"+
+		"  b:\n    vendor: volc\n    volc: {access_key: AK, app_id: 1, send_alias: true, secret_key: {env: UNSET_VAR}}\n    budget: {rate: 5}\n")
+	rules, err := LoadRules(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rules["a"].Vendor != event.Zego || rules["b"].Vendor != event.Volc || !rules["b"].VolcAlias {
+		t.Errorf("rules %+v", rules)
+	}
+	if _, err := LoadProfiles(p, env(nil)); err == nil {
+		t.Error("LoadProfiles resolved a missing secret")
+	}
+	bad := writeFile(t, "bad.yaml", "apps:\n  a:\n    vendor: tencent\n")
+	if _, err := LoadRules(bad); err == nil || !strings.Contains(err.Error(), "tencent:") {
+		t.Errorf("missing section: %v", err)
+	}
+}

@@ -125,10 +125,9 @@ type Profile struct {
 	Timeout Duration `yaml:"timeout,omitempty"`
 
 	// Resolved secrets, filled by LoadProfiles.
-	TencentKey  Secret `yaml:"-"`
-	VolcSecret  Secret `yaml:"-"`
-	ZegoSecret  Secret `yaml:"-"`
-	resolvedSet bool
+	TencentKey Secret `yaml:"-"`
+	VolcSecret Secret `yaml:"-"`
+	ZegoSecret Secret `yaml:"-"`
 }
 
 // Rules returns the validation rules of the profile's events.
@@ -175,8 +174,30 @@ func LoadProfiles(path string, getenv func(string) string) (Profiles, error) {
 	return ParseProfiles(b, getenv)
 }
 
+// LoadRules reads a profiles file for its validation rules only: each
+// app's vendor and switches. It never reads a secret (no file, no
+// variable), so enqueue can validate a backfill on a host that holds no
+// vendor credentials.
+func LoadRules(path string) (map[string]event.Rules, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: profiles: %w", err)
+	}
+	ps, err := parseProfiles(b, nil)
+	if err != nil {
+		return nil, err
+	}
+	return ps.Rules(), nil
+}
+
 // ParseProfiles parses and validates profiles YAML, resolving secrets.
 func ParseProfiles(data []byte, getenv func(string) string) (Profiles, error) {
+	return parseProfiles(data, getenv)
+}
+
+// parseProfiles resolves secrets with getenv, or not at all when getenv is
+// nil (rules only).
+func parseProfiles(data []byte, getenv func(string) string) (Profiles, error) {
 	var f profilesFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -192,7 +213,11 @@ func ParseProfiles(data []byte, getenv func(string) string) (Profiles, error) {
 			return nil, fmt.Errorf("config: profiles: app %q: empty profile", name)
 		}
 		p.Name = name
-		if err := p.resolve(getenv); err != nil {
+		if getenv == nil {
+			if err := p.checkSection(); err != nil {
+				return nil, fmt.Errorf("config: profiles: app %q: %w", name, err)
+			}
+		} else if err := p.resolve(getenv); err != nil {
 			return nil, fmt.Errorf("config: profiles: app %q: %w", name, err)
 		}
 		ps[name] = p
@@ -201,6 +226,22 @@ func ParseProfiles(data []byte, getenv func(string) string) (Profiles, error) {
 		return nil, err
 	}
 	return ps, nil
+}
+
+// checkSection checks that the vendor is known and its section present,
+// without resolving secrets.
+func (p *Profile) checkSection() error {
+	switch {
+	case p.Vendor == event.Tencent && p.Tencent == nil:
+		return errors.New("vendor tencent needs a 'tencent:' section")
+	case p.Vendor == event.Volc && p.Volc == nil:
+		return errors.New("vendor volc needs a 'volc:' section")
+	case p.Vendor == event.Zego && p.Zego == nil:
+		return errors.New("vendor zego needs a 'zego:' section")
+	case !p.Vendor.Valid():
+		return fmt.Errorf("vendor %q: want tencent, volc or zego", p.Vendor)
+	}
+	return nil
 }
 
 func (p *Profile) resolve(getenv func(string) string) error {
@@ -230,7 +271,6 @@ func (p *Profile) resolve(getenv func(string) string) error {
 	default:
 		return fmt.Errorf("vendor %q: want tencent, volc or zego", p.Vendor)
 	}
-	p.resolvedSet = true
 	return nil
 }
 

@@ -251,19 +251,12 @@ func redactURL(s string) string {
 func loadRules(c *common, vendors map[string]event.Rules, dryRun bool, getenv func(string) string) (map[string]event.Rules, error) {
 	rules := map[string]event.Rules{}
 	if c.profiles != "" {
-		// enqueue needs only each app's vendor, never a credential: an
-		// unset secret variable must not stop a backfill from a host that
-		// holds no secrets. Secrets from files are still read (and unused).
-		ps, err := config.LoadProfiles(c.profiles, func(k string) string {
-			if v := getenv(k); v != "" {
-				return v
-			}
-			return "unused-by-enqueue"
-		})
+		// enqueue needs only each app's vendor, never a credential.
+		r, err := config.LoadRules(c.profiles)
 		if err != nil {
 			return nil, fail(ExitUsage, "%v", err)
 		}
-		rules = ps.Rules()
+		rules = r
 	}
 	if len(vendors) > 0 && !dryRun {
 		return nil, fail(ExitUsage, "--vendor is for --dry-run only; publishing reads each app's vendor from --profiles (FRIENDSYNC_PROFILES)")
