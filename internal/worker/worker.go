@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -135,17 +136,40 @@ func Run(ctx context.Context, cfg config.Config, deps Deps) error {
 	// callbacks bound below once the consumer exists.
 	var consumer *queue.Consumer
 	var store versionStore
+	// stopped[p] is closed once the intake started for p's latest lease has
+	// stopped: a lease lost and won back within moments must not start p
+	// while the previous intake is still stopping (StartPartition would
+	// fail "already started" and leave p leased but unconsumed).
+	var stopMu sync.Mutex
+	stopped := map[int]chan struct{}{}
 	lcfg := leaseConfig(cfg, deps.Lease, topo.Partitions)
 	leases, err := lease.New(js, lcfg, lease.Callbacks{
 		Acquired: func(pctx context.Context, p int) {
 			// Keys of a partition we did not own continuously may have newer
 			// versions in Redis than in our cache.
 			store.Forget(func(k jobs.Key) bool { return event.Partition(k.App, k.From, topo.Partitions) != p })
-			if err := consumer.StartPartition(pctx, p); err != nil {
-				logger.Error("start partition", slog.Int("partition", p), slog.Any("error", err))
-				return
-			}
+			stopMu.Lock()
+			prev, done := stopped[p], make(chan struct{})
+			stopped[p] = done
+			stopMu.Unlock()
 			go func() {
+				defer close(done)
+				if prev != nil {
+					<-prev // bounded by ShutdownTimeout
+				}
+				// Retry a failed start (NATS slow or away) while the lease
+				// lasts: a held lease without intake would strand p.
+				for pctx.Err() == nil {
+					err := consumer.StartPartition(pctx, p)
+					if err == nil {
+						break
+					}
+					logger.Warn("start partition; retrying", slog.Int("partition", p), slog.Any("error", err))
+					select {
+					case <-pctx.Done():
+					case <-time.After(time.Second):
+					}
+				}
 				<-pctx.Done() // lost or released: make sure intake stops
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(pctx), time.Duration(cfg.ShutdownTimeout))
 				defer cancel()
