@@ -176,8 +176,8 @@ func budgetRun(ctx context.Context, e *env, s *Section, tbl, cost *Table, worker
 	}
 	cost.Rows = append(cost.Rows, []string{itoa(workers), itoa(callsInWindow), scripts, perCall,
 		f1(d.metricSum("friendsync_ratelimit_errors_total")),
-		ms(time.Duration(d.histogramMean("friendsync_ratelimit_wait_seconds")*float64(time.Second))) + " ms",
-		ms(time.Duration(d.histogramMean("friendsync_deliver_call_duration_seconds")*float64(time.Second))) + " ms",
+		ms(d.meanDuration("friendsync_ratelimit_wait_seconds")) + " ms",
+		ms(d.meanDuration("friendsync_deliver_call_duration_seconds")) + " ms",
 		strings.Join(parts, ", ")})
 	return nil
 }

@@ -645,6 +645,11 @@ func (d *deployment) histogramMean(name string) float64 {
 	return sum / float64(n)
 }
 
+// meanDuration is histogramMean for a histogram in seconds.
+func (d *deployment) meanDuration(name string) time.Duration {
+	return time.Duration(d.histogramMean(name) * float64(time.Second))
+}
+
 // redisScriptCalls reads the server's EVAL + EVALSHA call count (the
 // limiter's script runs); -1 when INFO fails. The Redis may be shared, so
 // a difference includes other clients' scripts.

@@ -32,6 +32,7 @@ type phase struct {
 	published time.Duration // first publish → last publish ack
 	acked     time.Duration // first publish → last consumer ack seen
 	cpu       time.Duration
+	series    []string // acks/s per ackSlot
 }
 
 func (p phase) rate() float64 { return float64(p.events) / p.acked.Seconds() }
@@ -110,6 +111,11 @@ at 180 calls/s + 20, so every call must carry a large batch.`, n, accounts, publ
 			secs(ph.cpu), f1(float64(ph.cpu.Microseconds()) / float64(ph.events))})
 	}
 	s.Tables = append(s.Tables, tbl)
+	series := Table{Caption: fmt.Sprintf("Consumer acks per second, in %s steps from the first publish:", ackSlot), Header: []string{"run", "acks/s"}}
+	for _, ph := range phases {
+		series.Rows = append(series.Rows, []string{ph.name, strings.Join(ph.series, " ")})
+	}
+	s.Tables = append(s.Tables, series)
 	rawRate := (phases[0].rate() + phases[2].rate()) / 2
 	ratio := ours.rate() / rawRate
 	s.check("events/s ÷ raw JetStream publish + consume + ack", f3(ratio), fmt.Sprintf("≥ %.2f", throughputTarget), ratio >= throughputTarget, false)
@@ -118,7 +124,9 @@ at 180 calls/s + 20, so every call must carry a large batch.`, n, accounts, publ
 	s.check("events applied at the vendor", itoa(tc.Applied), fmt.Sprintf("≥ %d (all)", n), tc.Applied >= int64(n), true)
 	invariantChecks(s, "throughput,", cs)
 	if tc.Calls > 0 {
-		s.Notes = append(s.Notes, fmt.Sprintf("friendsync made %d Tencent calls carrying %.1f items each on average.", tc.Calls, float64(tc.Items)/float64(tc.Calls)))
+		s.Notes = append(s.Notes, fmt.Sprintf("friendsync made %d Tencent calls carrying %.1f items each on average; the mean limiter wait was %s ms, the mean vendor call %s ms, the mean publish-to-settle latency (friendsync_queue_e2e_latency_seconds) %s ms.",
+			tc.Calls, float64(tc.Items)/float64(tc.Calls), ms(d.meanDuration("friendsync_ratelimit_wait_seconds")),
+			ms(d.meanDuration("friendsync_deliver_call_duration_seconds")), ms(d.meanDuration("friendsync_queue_e2e_latency_seconds"))))
 	}
 	s.Notes = append(s.Notes,
 		"Both sides run in this process next to NATS and Redis on the same cores, so CPU µs/event of this process (worker + publisher, or consumer + publisher) is the less noisy comparison; NATS and Redis CPU is not included.",
@@ -129,12 +137,18 @@ at 180 calls/s + 20, so every call must carry a large batch.`, n, accounts, publ
 // ackCounter counts the distinct stream sequences acknowledged (+ACK) on
 // a stream's $JS.ACK subjects and closes done when want were seen.
 type ackCounter struct {
-	mu   sync.Mutex
-	seen map[uint64]bool
-	want int
-	done chan struct{}
-	at   time.Time
+	mu    sync.Mutex
+	seen  map[uint64]bool
+	want  int
+	done  chan struct{}
+	at    time.Time
+	start time.Time
+	// perSlot counts first acks per ackSlot since start.
+	perSlot []int
 }
+
+// ackSlot is the resolution of the ack time series.
+const ackSlot = 5 * time.Second
 
 func watchAcks(nc *nats.Conn, stream string, want int) (*ackCounter, *nats.Subscription, error) {
 	a := &ackCounter{seen: make(map[uint64]bool, want), want: want, done: make(chan struct{})}
@@ -157,6 +171,13 @@ func watchAcks(nc *nats.Conn, stream string, want int) (*ackCounter, *nats.Subsc
 			return
 		}
 		a.seen[seq] = true
+		if !a.start.IsZero() {
+			slot := int(time.Since(a.start) / ackSlot)
+			for len(a.perSlot) <= slot {
+				a.perSlot = append(a.perSlot, 0)
+			}
+			a.perSlot[slot]++
+		}
 		if len(a.seen) == a.want {
 			a.at = time.Now()
 			close(a.done)
@@ -169,6 +190,24 @@ func watchAcks(nc *nats.Conn, stream string, want int) (*ackCounter, *nats.Subsc
 		return nil, nil, err
 	}
 	return a, sub, nc.Flush()
+}
+
+// begin starts the time series.
+func (a *ackCounter) begin(t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.start = t
+}
+
+// series returns the acks per ackSlot, as events/s.
+func (a *ackCounter) series() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, len(a.perSlot))
+	for i, n := range a.perSlot {
+		out[i] = fmt.Sprintf("%.0f", float64(n)/ackSlot.Seconds())
+	}
+	return out
 }
 
 func (a *ackCounter) count() int {
@@ -225,15 +264,16 @@ func oursRun(ctx context.Context, e *env, d *deployment, msgs []*nats.Msg) (phas
 	}
 	defer sub.Unsubscribe()
 	cpu0, t0 := cpuTime(), time.Now()
+	acks.begin(t0)
 	if err := publishAsync(ctx, e.nc, msgs); err != nil {
 		return phase{}, err
 	}
 	pub := time.Since(t0)
-	last, err := acks.wait(ctx, 5*time.Minute)
+	last, err := acks.wait(ctx, 10*time.Minute)
 	if err != nil {
 		return phase{}, err
 	}
-	ph := phase{events: len(msgs), published: pub, acked: last.Sub(t0), cpu: cpuTime() - cpu0}
+	ph := phase{events: len(msgs), published: pub, acked: last.Sub(t0), cpu: cpuTime() - cpu0, series: acks.series()}
 	// The server must agree: nothing pending or unacknowledged.
 	deadline := time.Now().Add(30 * time.Second)
 	for d.pending(ctx) != 0 {
@@ -289,6 +329,7 @@ func rawRun(ctx context.Context, e *env, stream, subjects string, msgs []*nats.M
 	}
 	defer cc.Stop()
 	cpu0, t0 := cpuTime(), time.Now()
+	acks.begin(t0)
 	if err := publishAsync(ctx, e.nc, msgs); err != nil {
 		return phase{}, err
 	}
@@ -297,5 +338,5 @@ func rawRun(ctx context.Context, e *env, stream, subjects string, msgs []*nats.M
 	if err != nil {
 		return phase{}, err
 	}
-	return phase{events: len(msgs), published: pub, acked: last.Sub(t0), cpu: cpuTime() - cpu0}, nil
+	return phase{events: len(msgs), published: pub, acked: last.Sub(t0), cpu: cpuTime() - cpu0, series: acks.series()}, nil
 }
