@@ -1,0 +1,82 @@
+package worker_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/friendsync/friendsync/internal/testenv"
+)
+
+// TestProofNATSRestartAndRedisOutage: during a run of three workers, the
+// NATS server (in process, fixed port and store directory) is shut down
+// and started again on the same port and directory; later Redis (a
+// throwaway redis-server behind a TCP proxy) is unreachable for
+// -proof.redis-outage (30 s in the issue; 6 s by default here): the proxy
+// drops every connection and refuses new ones, the server keeps its data.
+// The run completes with every value applied, nothing dead-lettered, no
+// overlapping writes and no budget's 1-second window over its limit.
+//
+// Why a proxy and not rs.Stop/Start: the throwaway server does not persist,
+// so a restart empties the version store, and an older event still being
+// retried is then applied over a newer one (a -race run of this test with
+// a real restart ended with 57 of 2972 friends holding an older value).
+// Redis must persist (AOF) or be replicated; reported to the lead.
+func TestProofNATSRestartAndRedisOutage(t *testing.T) {
+	port := testenv.FreePort(t)
+	opts := testenv.ServerOptions{Port: port, StoreDir: t.TempDir()}
+	srv := testenv.StartNATSServer(t, opts)
+	rs := testenv.StartRedisServer(t)
+	proxy := startOutageProxy(t, rs.Addr)
+	c := newCluster(t, clusterOpts{natsURL: "nats://127.0.0.1:" + strconv.Itoa(port), redisURL: "redis://" + proxy.Addr, sim: simLatency})
+	startStallMonitor(t)
+	w := newWorkload(mix{accounts: 2000, t1: 0.3, t2: 0.3, volc: 0.37, zego: 0.03, seed: 4})
+	want := w.expected()
+	ids := []string{"n1", "n2", "n3"}
+	var workers []*inproc
+	for _, id := range ids {
+		workers = append(workers, c.startWorker(id))
+	}
+	c.waitOwned(ids, 30*time.Second)
+	// The restarted server is shut down at cleanup before the workers'
+	// own cleanups run: stop the workers first.
+	defer func() {
+		for _, wk := range workers {
+			wk.stop(t)
+		}
+	}()
+
+	start := time.Now()
+	published := c.publishInBackground(w, 20*time.Second)
+
+	time.Sleep(3 * time.Second)
+	const natsDown = 2 * time.Second
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	t.Logf("NATS shut down at +%s", time.Since(start).Round(time.Millisecond))
+	time.Sleep(natsDown)
+	testenv.StartNATSServer(t, opts)
+	t.Logf("NATS up again at +%s (down %s)", time.Since(start).Round(time.Millisecond), natsDown)
+
+	time.Sleep(4 * time.Second)
+	proxy.setDown(true)
+	t.Logf("Redis unreachable at +%s", time.Since(start).Round(time.Millisecond))
+	time.Sleep(*redisOutage)
+	proxy.setDown(false)
+	t.Logf("Redis reachable again at +%s (down %s)", time.Since(start).Round(time.Millisecond), *redisOutage)
+
+	if err := <-published; err != nil {
+		t.Fatalf("publishing: %v", err)
+	}
+	took := c.waitApplied(want, 3*time.Minute)
+	var rlErrors float64
+	for _, wk := range workers {
+		rlErrors += wk.metric("friendsync_ratelimit_errors_total")
+	}
+	t.Logf("workload: %d events, %d accounts, %d friends; applied and drained %s after the first publish (%s after the last); %.0f limiter Redis errors",
+		len(w.events), w.accounts(), len(want), time.Since(start).Round(time.Millisecond), took.Round(time.Millisecond), rlErrors)
+	c.checkVendorInvariants()
+	if dls := c.deadLetters(); len(dls) > 0 {
+		t.Errorf("%d dead letters, want none:\n%s", len(dls), describeDLQ(dls))
+	}
+}
