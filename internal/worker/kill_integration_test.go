@@ -109,7 +109,7 @@ func TestProofKill9(t *testing.T) {
 	c.waitOwned(ids, 30*time.Second)
 
 	const kills = 3
-	poll := leaseTTL / 6 // lease.Config.PollEvery default
+	poll := leaseTTL / 6                       // lease.Config.PollEvery default
 	bound := leaseTTL + 2*poll + 3*time.Second // + the KV expiry lag seen on 2.9.10 (up to ~1.5s) and load
 	start := time.Now()
 	published := c.publishInBackground(w, 35*time.Second)
