@@ -162,7 +162,7 @@ func budgetRun(ctx context.Context, e *env, s *Section, tbl, cost *Table, worker
 		}
 		s.check(label, f3(rate/b.rate), fmt.Sprintf("≥ %.2f", budgetTargetFraction), rate/b.rate >= budgetTargetFraction, false)
 	}
-	invariantChecks(s, fmt.Sprintf("budget, %d worker(s),", workers), final)
+	invariantChecks(s, fmt.Sprintf("%d worker(s),", workers), final)
 	var parts []string
 	for i := range counts {
 		parts = append(parts, fmt.Sprintf("w%d %d", i+1, counts[i].Load()))

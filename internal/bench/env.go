@@ -532,19 +532,22 @@ func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // account had two writes in flight, no write conflicted and no budget saw
 // more calls in a 1-second window than its limit.
 func invariantChecks(s *Section, label string, cs vendorsim.Counters) {
+	if label != "" {
+		label += " "
+	}
 	for _, v := range []event.Vendor{event.Tencent, event.Volc, event.Zego} {
 		vc := cs.Vendor(v)
 		if vc.Calls == 0 {
 			continue
 		}
-		s.check(fmt.Sprintf("%s %s: overlapping writes for one account", label, v), itoa(vc.Overlaps), "0", vc.Overlaps == 0, true)
-		s.check(fmt.Sprintf("%s %s: write conflicts (30008 / UPDATE_FREQUENT)", label, v), itoa(vc.Conflicts), "0", vc.Conflicts == 0, true)
+		s.check(fmt.Sprintf("%s%s: overlapping writes for one account", label, v), itoa(vc.Overlaps), "0", vc.Overlaps == 0, true)
+		s.check(fmt.Sprintf("%s%s: write conflicts (30008 / UPDATE_FREQUENT)", label, v), itoa(vc.Conflicts), "0", vc.Conflicts == 0, true)
 		for _, name := range sortedKeys(vc.Budgets) {
 			b := vc.Budgets[name]
 			if b.Limit == 0 || b.Calls == 0 {
 				continue
 			}
-			s.check(fmt.Sprintf("%s %s: busiest 1-s window / calls over the limit", label, maskBudget(name)),
+			s.check(fmt.Sprintf("%s%s: busiest 1-s window / calls over the limit", label, maskBudget(name)),
 				fmt.Sprintf("%d / %d", b.MaxWindow, b.OverBudgetWindows), fmt.Sprintf("≤ %d / 0", b.Limit),
 				b.MaxWindow <= b.Limit && b.OverBudgetWindows == 0 && !b.Saturated, true)
 		}
