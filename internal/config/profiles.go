@@ -74,10 +74,11 @@ type BudgetConfig struct {
 	// QPS (Tencent 200, ZEGO 20 per API); required for Volcengine, which
 	// documents none.
 	Rate float64 `yaml:"rate,omitempty"`
-	// Burst is the bucket size. Default: documented QPS - Rate, so no
-	// 1-second window can exceed the documented QPS; Rate/10 for Volcengine
-	// (at least 2). Package ratelimit applies the defaults and checks that
-	// Rate + Burst stays within the documented QPS.
+	// Burst is the bucket size. Default: up to 95% of the documented QPS
+	// minus Rate (Tencent 180 + 10; ZEGO 17 + 2), so no 1-second window
+	// can exceed the documented QPS even with jitter; Rate/10 for
+	// Volcengine (at least 2). Package ratelimit applies the defaults and
+	// checks that Rate + Burst stays within the documented QPS.
 	Burst int `yaml:"burst,omitempty"`
 	// Reserve is the bucket fraction kept for live traffic. Default 0.2.
 	Reserve float64 `yaml:"reserve,omitempty"`

@@ -21,6 +21,11 @@ const (
 	// DefaultRateShare is the share of a documented QPS a budget uses when
 	// its Rate is zero.
 	DefaultRateShare = 0.9
+	// DefaultHeadroom is the share of a documented QPS that default budgets
+	// leave unused (Rate + Burst ≤ (1 − DefaultHeadroom) × Limit): calls
+	// granted in one second can reach the vendor a little bunched (network
+	// and scheduling jitter), and the vendor counts arrivals, not grants.
+	DefaultHeadroom = 0.05
 )
 
 // ErrUnknownBudget is matched (errors.Is) by Wait for a budget name that was
@@ -35,11 +40,14 @@ type Budget struct {
 	// hold app ids only, never user ids.
 	Name string
 	// Rate is the number of calls per second granted cluster-wide. If zero
-	// and Limit > 0: DefaultRateShare × Limit. Required when Limit is 0.
+	// and Limit > 0: DefaultRateShare × Limit, lowered if needed so that the
+	// default Burst fits under the headroom (ZEGO 20/s → 17). Required when
+	// Limit is 0.
 	Rate float64
-	// Burst is the bucket size in calls. If zero: Limit − Rate rounded down
-	// when Limit > 0, else Rate/10 rounded up; at least 2 when the live
-	// reserve is on, else at least 1.
+	// Burst is the bucket size in calls. If zero: (1 − DefaultHeadroom) ×
+	// Limit − Rate rounded down when Limit > 0 (Tencent 200/s → 180 + 10),
+	// else Rate/10 rounded up; at least 2 when the live reserve is on, else
+	// at least 1.
 	Burst int
 	// Limit is the vendor's documented QPS (0 = undocumented). When set,
 	// Rate + Burst must not exceed it: that sum bounds the calls in any
@@ -61,22 +69,26 @@ func (b Budget) reserveTokens() float64 {
 }
 
 func (b Budget) withDefaults() Budget {
-	if b.Rate == 0 && b.Limit > 0 {
-		b.Rate = DefaultRateShare * b.Limit
-	}
 	if b.Reserve == 0 {
 		b.Reserve = DefaultReserve
+	}
+	low := 1
+	if b.Reserve > 0 {
+		low = 2
+	}
+	ceiling := (1 - DefaultHeadroom) * b.Limit
+	if b.Rate == 0 && b.Limit > 0 {
+		b.Rate = DefaultRateShare * b.Limit
+		if b.Burst == 0 && b.Rate+float64(low) > ceiling {
+			b.Rate = math.Max(1, math.Floor(ceiling)-float64(low))
+		}
 	}
 	if b.Burst == 0 {
 		switch {
 		case b.Limit > 0:
-			b.Burst = int(math.Floor(b.Limit - b.Rate + 1e-9))
+			b.Burst = int(math.Floor(ceiling - b.Rate + 1e-9))
 		case b.Rate > 0:
 			b.Burst = int(math.Ceil(b.Rate / 10))
-		}
-		low := 1
-		if b.Reserve > 0 {
-			low = 2
 		}
 		if b.Burst < low && (b.Limit == 0 || b.Rate+float64(low) <= b.Limit) {
 			b.Burst = low
