@@ -22,7 +22,7 @@ type Meta struct {
 	Seq        uint64    // stream sequence
 	Published  time.Time // JetStream publish time
 	Delivered  int       // delivery count, 1 on the first delivery
-	MaxDeliver int       // the consumer's MaxDeliver (0: unknown)
+	MaxDeliver int       // the last delivery the worker processes (the server allows one spare, see queue); 0: unknown
 	Lane       event.Lane
 	Partition  int
 	MsgID      string // Nats-Msg-Id

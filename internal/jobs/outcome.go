@@ -44,7 +44,8 @@ type Outcome struct {
 	Code    string
 	Message string
 	// Delay is the redelivery delay hint for RetryLater (0: the queue's own
-	// backoff by delivery count).
+	// backoff by delivery count); the queue also sets it on Released while
+	// a partition stops, so a late delivery is not refetched at once.
 	Delay time.Duration
 }
 
