@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -68,7 +67,7 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 	}
 	cfg = cfg.withDefaults()
 	if hc == nil {
-		hc = newHTTPClient()
+		hc = vendors.NewHTTPClient()
 	}
 	return &Client{
 		cfg:      cfg,
@@ -77,28 +76,6 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 		budget:   VendorName + ":" + strconv.FormatUint(cfg.SDKAppID, 10) + ":" + API,
 		now:      time.Now,
 	}, nil
-}
-
-func newHTTPClient() *http.Client {
-	var tr *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		tr = dt.Clone()
-	} else {
-		tr = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		}
-	}
-	tr.MaxIdleConns = 256
-	tr.MaxIdleConnsPerHost = 64
-	tr.IdleConnTimeout = 90 * time.Second
-	return &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // Vendor returns "tencent".

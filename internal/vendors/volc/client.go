@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -58,7 +57,7 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 	}
 	cfg = cfg.withDefaults()
 	if hc == nil {
-		hc = defaultHTTPClient()
+		hc = vendors.NewHTTPClient()
 	}
 	return &Client{
 		cfg:      cfg,
@@ -68,23 +67,6 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 		budget:   BudgetName(cfg.AccessKey),
 		now:      time.Now,
 	}, nil
-}
-
-func defaultHTTPClient() *http.Client {
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	return &http.Client{
-		Transport:     tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // BudgetName is the rate-limit budget of an access key:

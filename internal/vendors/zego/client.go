@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -67,7 +66,7 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 	}
 	cfg = cfg.withDefaults()
 	if hc == nil {
-		hc = newHTTPClient()
+		hc = vendors.NewHTTPClient()
 	}
 	appID := strconv.FormatUint(uint64(cfg.AppID), 10)
 	return &Client{
@@ -79,25 +78,6 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 		now:         time.Now,
 		nonce:       NewNonce,
 	}, nil
-}
-
-func newHTTPClient() *http.Client {
-	t := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	return &http.Client{
-		Transport: t,
-		// A redirected POST would be replayed as a GET without its body;
-		// report the 3xx instead.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // Vendor returns "zego".
