@@ -16,25 +16,19 @@ import (
 	"github.com/friendsync/friendsync/internal/vendorsim"
 )
 
-// Limiter rates with the worker's default budgets: 0.9 × the documented
-// QPS, bursts of the rest (Tencent 180 + 20, ZEGO 18 + 2 per API).
-var (
-	tencentRate = ratelimit.DefaultRateShare * vendorsim.DefaultTencentQPS
-	zegoRate    = ratelimit.DefaultRateShare * vendorsim.DefaultZegoQPS
-)
-
 // budgetTargetFraction is the target of achieved calls/s over the
 // limiter's rate under saturation.
 const budgetTargetFraction = 0.98
 
 func runBudget(ctx context.Context, e *env, s *Section) error {
-	s.Intro = fmt.Sprintf(`Workers saturate a simulated Tencent SDKAppID (limit 200 calls/s; limiter rate %.0f, burst %d) and a
-ZEGO AppID (limit 20 calls/s per API; limiter rate %.0f, burst %d per API) with a backlog of accounts holding one
-event each (ZEGO: half remark-only → UpdateFriendsAlias, half attribute-only → UpdateFriendAttributes), published
-after the workers own their partitions. The rate is counted by the simulator over a steady window of %s that starts
-%s after the first call; "busiest window" and "calls over the limit" (the simulator's MaxWindow and
-OverBudgetWindows) cover the whole run, start burst included. With 3 workers, all share one Redis limiter.`,
-		tencentRate, vendorsim.DefaultTencentQPS-int(tencentRate), zegoRate, vendorsim.DefaultZegoQPS-int(zegoRate),
+	s.Intro = fmt.Sprintf(`Workers with the default budgets (rate about %.0f%% of the documented QPS, rate + burst at most
+%.0f%% of it; the "limiter rate" column is the workers' friendsync_ratelimit_budget_rate) saturate a simulated Tencent
+SDKAppID (limit %d calls/s) and a ZEGO AppID (limit %d calls/s per API) with a backlog of accounts holding one event
+each (ZEGO: half remark-only → UpdateFriendsAlias, half attribute-only → UpdateFriendAttributes), published after the
+workers own their partitions. The rate is counted by the simulator over a steady window of %s that starts %s after
+the first call; "busiest window" and "calls over the limit" (the simulator's MaxWindow and OverBudgetWindows) cover
+the whole run, start burst included. With 3 workers, all share one Redis limiter.`,
+		100*ratelimit.DefaultRateShare, 100*(1-ratelimit.DefaultHeadroom), vendorsim.DefaultTencentQPS, vendorsim.DefaultZegoQPS,
 		e.sc.budgetWindow, e.sc.budgetWarm)
 	tbl := Table{Header: []string{"workers", "budget", "limiter rate", "calls in window", "achieved calls/s", "÷ rate",
 		"per-second min–max", "rate factor at window start → end", "busiest 1-s window (limit)", "calls over limit", "throttled (60007)", "backlog left at window end"}}
@@ -52,7 +46,7 @@ OverBudgetWindows) cover the whole run, start burst included. With 3 workers, al
 	}
 	s.Tables = append(s.Tables, tbl, cost)
 	s.Notes = append(s.Notes,
-		"A GCRA bucket grants at most rate + burst = the documented QPS in any 1-second window; calls reach the vendor a little after their token, so scheduling jitter can push one more call into a window. The simulator counts arrivals.",
+		"A GCRA bucket grants at most rate + burst calls in any 1-second window; calls reach the vendor a little after their token, so scheduling (and, with a real vendor, network) jitter can bunch them. The simulator counts arrivals.",
 		"Calls are counted when the simulator receives them (throttled ones included), so a throttled call is a wasted token, not a success.",
 		"The rate factor is the limiter's adaptive multiplier (friendsync_ratelimit_rate_factor, lowest over the workers): each vendor throttle multiplies it by 0.7 and it recovers by 0.05 per second, so one 60007 costs several seconds of reduced rate.")
 	return errors.Join(errs...)
@@ -69,6 +63,27 @@ func budgetRun(ctx context.Context, e *env, s *Section, tbl, cost *Table, worker
 		return countingTransport{next: d.sim.Transport(), n: &counts[i]}
 	}); err != nil {
 		return err
+	}
+
+	// The limiter's configured rates, as the workers export them.
+	rates := d.metricByLabel("friendsync_ratelimit_budget_rate", "budget")
+	rateOf := func(simName string) (float64, error) {
+		r := rates[limiterBudget(simName)]
+		if len(r) == 0 || r[0] <= 0 {
+			return 0, fmt.Errorf("no friendsync_ratelimit_budget_rate for %s", limiterBudget(simName))
+		}
+		return r[0], nil
+	}
+	tencentRate, err := rateOf(simBudgetTencent)
+	if err != nil {
+		return err
+	}
+	zegoRate, err := rateOf(simBudgetZegoAlias)
+	if err != nil {
+		return err
+	}
+	if r, err := rateOf(simBudgetZegoAttrs); err != nil || r != zegoRate {
+		return fmt.Errorf("zego budgets differ (%v, %v) or are missing: %v", zegoRate, r, err)
 	}
 
 	// Enough accounts to keep every budget busy past the window (one call
