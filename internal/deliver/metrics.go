@@ -1,11 +1,10 @@
 package deliver
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/friendsync/friendsync/internal/jobs"
+	"github.com/friendsync/friendsync/internal/promreg"
 )
 
 // Metrics are the delivery metrics. A nil *Metrics given to New is replaced
@@ -71,14 +70,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		m.calls = register(reg, m.calls)
-		m.callItems = register(reg, m.callItems)
-		m.itemEvents = register(reg, m.itemEvents)
-		m.duration = register(reg, m.duration)
-		m.retries = register(reg, m.retries)
-		m.outcomes = register(reg, m.outcomes)
-		m.superseded = register(reg, m.superseded)
-		m.versionErrors = register(reg, m.versionErrors)
+		m.calls = promreg.Register(reg, m.calls)
+		m.callItems = promreg.Register(reg, m.callItems)
+		m.itemEvents = promreg.Register(reg, m.itemEvents)
+		m.duration = promreg.Register(reg, m.duration)
+		m.retries = promreg.Register(reg, m.retries)
+		m.outcomes = promreg.Register(reg, m.outcomes)
+		m.superseded = promreg.Register(reg, m.superseded)
+		m.versionErrors = promreg.Register(reg, m.versionErrors)
 	}
 	for k := jobs.Applied; k <= jobs.Released; k++ {
 		m.byKind[k] = m.outcomes.WithLabelValues(k.String())
@@ -92,18 +91,4 @@ func (m *Metrics) outcome(k jobs.Kind) {
 	if k >= jobs.Applied && k <= jobs.Released {
 		m.byKind[k].Inc()
 	}
-}
-
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing
-		}
-	}
-	return c
 }

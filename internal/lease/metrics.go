@@ -1,9 +1,9 @@
 package lease
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/friendsync/friendsync/internal/promreg"
 )
 
 // Lease event label values of friendsync_lease_events_total.
@@ -49,27 +49,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.events.WithLabelValues(e)
 	}
 	if reg != nil {
-		m.owned = register(reg, m.owned)
-		m.members = register(reg, m.members)
-		m.unowned = register(reg, m.unowned)
-		m.events = register(reg, m.events)
+		m.owned = promreg.Register(reg, m.owned)
+		m.members = promreg.Register(reg, m.members)
+		m.unowned = promreg.Register(reg, m.unowned)
+		m.events = promreg.Register(reg, m.events)
 	}
 	return m
-}
-
-// register registers c on reg; when an equal collector is already
-// registered it returns that one, and on any other error it keeps c
-// unregistered (metrics never stop the worker).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing
-		}
-	}
-	return c
 }

@@ -1,9 +1,9 @@
 package ratelimit
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/friendsync/friendsync/internal/promreg"
 )
 
 // Metrics are the limiter's Prometheus collectors. Labels: budget (a quota
@@ -49,29 +49,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"budget"}),
 	}
 	if reg != nil {
-		m.wait = register(reg, m.wait)
-		m.granted = register(reg, m.granted)
-		m.fallback = register(reg, m.fallback)
-		m.errors = register(reg, m.errors)
-		m.factor = register(reg, m.factor)
-		m.rate = register(reg, m.rate)
+		m.wait = promreg.Register(reg, m.wait)
+		m.granted = promreg.Register(reg, m.granted)
+		m.fallback = promreg.Register(reg, m.fallback)
+		m.errors = promreg.Register(reg, m.errors)
+		m.factor = promreg.Register(reg, m.factor)
+		m.rate = promreg.Register(reg, m.rate)
 	}
 	return m
-}
-
-// register registers c on reg; when an equal collector is already
-// registered it returns that one, and on any other error it keeps c
-// unregistered (metrics never stop the worker).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing
-		}
-	}
-	return c
 }

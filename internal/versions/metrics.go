@@ -1,9 +1,9 @@
 package versions
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/friendsync/friendsync/internal/promreg"
 )
 
 // Label values of friendsync_versions_ops_total.
@@ -49,25 +49,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		m.ops = register(reg, m.ops)
-		m.pending = register(reg, m.pending)
+		m.ops = promreg.Register(reg, m.ops)
+		m.pending = promreg.Register(reg, m.pending)
 	}
 	return m
-}
-
-// register registers c on reg; when an equal collector is already
-// registered it returns that one, and on any other error it keeps c
-// unregistered (metrics never stop the worker).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing
-		}
-	}
-	return c
 }
