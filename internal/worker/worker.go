@@ -286,7 +286,7 @@ func Run(ctx context.Context, cfg config.Config, deps Deps) error {
 		ready.Store(false)
 		// Ordered drain: intake is stopped; deliver what is still buffered,
 		// then stop the background loops and drain the connection.
-		dctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+		dctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout)/2)
 		defer cancel()
 		if cerr := consumer.StopAll(dctx); cerr != nil {
 			logger.Warn("stop partitions", slog.Any("error", cerr))
@@ -352,6 +352,11 @@ func leaseConfig(cfg config.Config, o lease.Config, partitions int) lease.Config
 	}
 	if l.Failover == 0 {
 		l.Failover = time.Duration(cfg.LeaseFailover)
+	}
+	if l.ReleaseTimeout == 0 {
+		// Shutdown releases every partition (in parallel) and then drains
+		// the coalescers: each gets half of the shutdown timeout.
+		l.ReleaseTimeout = time.Duration(cfg.ShutdownTimeout) / 2
 	}
 	if l.VendorTimeout == 0 {
 		for _, p := range cfg.Profiles {
