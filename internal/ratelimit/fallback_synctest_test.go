@@ -34,6 +34,9 @@ func TestFallbackStartsEmpty(t *testing.T) {
 			switched time.Duration = -1
 		)
 		l.onResult = func(_ string, r gcraResult) {
+			if !l.InFallback() {
+				return // a failed Redis call before the switch (not granted)
+			}
 			once.Do(func() { switched = time.Duration(r.now) * time.Microsecond })
 		}
 		start := time.Now()
@@ -59,3 +62,35 @@ func TestFallbackStartsEmpty(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestOneFailureIsNotAnOutage: a single failed Redis call is answered "not
+// granted, retry shortly" and does not switch the worker to its local
+// share (which, while other workers still draw on Redis, would exceed the
+// budget); consecutive failures do.
+func TestOneFailureIsNotAnOutage(t *testing.T) {
+	addr := "127.0.0.1:" + itoa(testenv.FreePort(t)) // nothing listens here
+	synctest.Test(t, func(t *testing.T) {
+		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+		defer rdb.Close()
+		l, err := New(Config{Budgets: []Budget{{Name: "b", Rate: 40, Burst: 4}}}, rdb, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := l.budgets["b"]
+		for i := 1; i < failuresToFallback; i++ {
+			res, err := l.take(t.Context(), b, false)
+			if err != nil || res.allowed || res.retry != failureRetry {
+				t.Fatalf("failure %d: allowed=%v retry=%v err=%v; want not granted, retry %v", i, res.allowed, res.retry, err, failureRetry)
+			}
+			if l.InFallback() {
+				t.Fatalf("in fallback after %d failure(s)", i)
+			}
+		}
+		if _, err := l.take(t.Context(), b, false); err != nil {
+			t.Fatal(err)
+		}
+		if !l.InFallback() {
+			t.Fatalf("not in fallback after %d consecutive failures", failuresToFallback)
+		}
+	})
+}

@@ -31,6 +31,10 @@ type Limiter struct {
 	lastProbe time.Time
 	down      atomic.Bool // Redis unavailable: budgets use their local fallback
 	probing   atomic.Bool
+	// failures counts Redis failures in a row. One slow or failed reply
+	// is not an outage: switching one worker to its local share while the
+	// others still draw the full rate from Redis would exceed the budget.
+	failures atomic.Int32
 
 	// redisNow, when set (tests only), replaces Redis TIME in the script
 	// so the same deterministic cases run on a real Redis. Production code
@@ -269,6 +273,7 @@ func (l *Limiter) take(ctx context.Context, b *budget, bulk bool) (gcraResult, e
 			}
 			res, err := l.redisOp(ctx, b, "take", bulk, arg)
 			if err == nil {
+				l.failures.Store(0)
 				if drain {
 					b.drain.CompareAndSwap(true, false)
 				}
@@ -276,6 +281,11 @@ func (l *Limiter) take(ctx context.Context, b *budget, bulk bool) (gcraResult, e
 			}
 			if ctx.Err() != nil {
 				return gcraResult{}, ctx.Err()
+			}
+			if l.failures.Add(1) < failuresToFallback {
+				// Not granted (fail closed); ask again shortly.
+				l.m.errors.WithLabelValues(b.b.Name).Inc()
+				return gcraResult{retry: failureRetry}, nil
 			}
 			l.failed(b, err)
 		}
@@ -369,6 +379,13 @@ func (l *Limiter) members() int {
 	}
 	return max(1, l.cfg.Members())
 }
+
+// failuresToFallback consecutive Redis failures (errors or Timeout) make
+// an outage; failureRetry is the wait after a failure below that count.
+const (
+	failuresToFallback = 3
+	failureRetry       = 100 * time.Millisecond
+)
 
 // failed records a Redis failure and switches every budget to its local
 // fallback (once per outage).
