@@ -1,3 +1,5 @@
+//go:build bench
+
 package bench
 
 import (
@@ -18,11 +20,13 @@ import (
 // invariants held: no 1-second window over a vendor budget, no
 // overlapping writes for one account, no write conflicts, nothing lost.
 // It asserts no speed: the machine is shared. It takes minutes (more
-// under -race), so -short skips it.
+// under -race), so it is in the bench tier, outside the default test run:
+//
+//	go test -tags bench ./internal/bench -run TestQuickReport
+//
+// The same invariants are asserted in the default run by the worker proofs
+// (internal/worker), and `go run ./cmd/fsbench` exits 1 when one breaks.
 func TestQuickReport(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the quick report takes minutes")
-	}
 	testenv.NATS(t) // fail with the start command when a service is down
 	testenv.Redis(t, "fsbench-probe:")
 	only := slices.DeleteFunc(slices.Clone(Measurements), func(m string) bool { return m == MMicro })
