@@ -448,26 +448,18 @@ func (d *deployment) publishAll(ctx context.Context, evs []event.Event) (time.Du
 // undelivered sums the messages no consumer has been handed yet; -1 when
 // a consumer cannot be read.
 func (d *deployment) undelivered(ctx context.Context) int {
-	n := 0
-	for p := range d.partitions {
-		for _, lane := range []event.Lane{event.LaneLive, event.LaneBulk} {
-			c, err := d.e.js.Consumer(ctx, d.layout.Stream(), jobs.ConsumerName(lane, p))
-			if err != nil {
-				return -1
-			}
-			info, err := c.Info(ctx)
-			if err != nil {
-				return -1
-			}
-			n += int(info.NumPending)
-		}
-	}
-	return n
+	return d.sumConsumers(ctx, func(info *jetstream.ConsumerInfo) int { return int(info.NumPending) })
 }
 
 // pending sums the unprocessed and unacknowledged messages of every
 // consumer; -1 when one cannot be read.
 func (d *deployment) pending(ctx context.Context) int {
+	return d.sumConsumers(ctx, func(info *jetstream.ConsumerInfo) int { return int(info.NumPending) + info.NumAckPending })
+}
+
+// sumConsumers adds f over the consumers of both lanes of every partition;
+// -1 when one cannot be read.
+func (d *deployment) sumConsumers(ctx context.Context, f func(*jetstream.ConsumerInfo) int) int {
 	n := 0
 	for p := range d.partitions {
 		for _, lane := range []event.Lane{event.LaneLive, event.LaneBulk} {
@@ -479,7 +471,7 @@ func (d *deployment) pending(ctx context.Context) int {
 			if err != nil {
 				return -1
 			}
-			n += int(info.NumPending) + info.NumAckPending
+			n += f(info)
 		}
 	}
 	return n

@@ -228,15 +228,8 @@ func (s *Sim) zegoAlias(w http.ResponseWriter, r *http.Request, app string, body
 	st := s.st(event.Zego)
 	lim := &s.cfg.Limits
 	fail := func(code int, msg string) { s.zegoAnswer(w, r, app, zegoResponse{Code: code, Message: msg}) }
-	doc, ok := parseJSON(body)
-	top, isObj := asObject(doc)
-	if !ok || !isObj {
-		fail(660000002, "request body is not a JSON object")
-		return
-	}
-	from, code, msg := s.zegoFrom(top, "FromUserId")
-	if code != 0 {
-		fail(code, msg)
+	top, from, ok := s.zegoBody(body, fail)
+	if !ok {
 		return
 	}
 	list, ok := asArray(top["UserIds"])
@@ -317,15 +310,8 @@ func (s *Sim) zegoAttributes(w http.ResponseWriter, r *http.Request, app string,
 	st := s.st(event.Zego)
 	lim := &s.cfg.Limits
 	fail := func(code int, msg string) { s.zegoAnswer(w, r, app, zegoResponse{Code: code, Message: msg}) }
-	doc, ok := parseJSON(body)
-	top, isObj := asObject(doc)
-	if !ok || !isObj {
-		fail(660000002, "request body is not a JSON object")
-		return
-	}
-	from, code, msg := s.zegoFrom(top, "FromUserId")
-	if code != 0 {
-		fail(code, msg)
+	top, from, ok := s.zegoBody(body, fail)
+	if !ok {
 		return
 	}
 	to, code, msg := s.zegoFrom(top, "UserId")
@@ -422,4 +408,22 @@ func (s *Sim) zegoAttributes(w http.ResponseWriter, r *http.Request, app string,
 		return
 	}
 	s.zegoAnswer(w, r, app, resp)
+}
+
+// zegoBody parses a ZEGO request body into its top-level object and its
+// FromUserId, answering the documented error through fail when either is
+// wrong.
+func (s *Sim) zegoBody(body []byte, fail func(code int, msg string)) (map[string]any, string, bool) {
+	doc, ok := parseJSON(body)
+	top, isObj := asObject(doc)
+	if !ok || !isObj {
+		fail(660000002, "request body is not a JSON object")
+		return nil, "", false
+	}
+	from, code, msg := s.zegoFrom(top, "FromUserId")
+	if code != 0 {
+		fail(code, msg)
+		return nil, "", false
+	}
+	return top, from, true
 }
