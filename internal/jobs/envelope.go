@@ -26,6 +26,9 @@ type Meta struct {
 	Lane       event.Lane
 	Partition  int
 	MsgID      string // Nats-Msg-Id
+	// Pending is how many messages were left for the consumer after this
+	// one when it was delivered (0: the intake had caught up).
+	Pending uint64
 }
 
 // LastDelivery reports whether this is the consumer's last delivery.

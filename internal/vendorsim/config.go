@@ -164,6 +164,23 @@ type Config struct {
 	// Logger receives one record per rejected call (no secrets). Nil
 	// discards.
 	Logger *slog.Logger
+
+	// OnWrite, when set, is called once per item of every write the
+	// simulator processed, after it was applied or failed, with the
+	// account's shard lock released. Tests use it as a journal of what
+	// reached the vendor and when. It must be safe for concurrent use.
+	OnWrite func(Write)
+}
+
+// Write is one item of a processed write, as seen by Config.OnWrite.
+type Write struct {
+	Vendor         event.Vendor
+	App, From, To  string
+	Remark         *string
+	Groups         *[]string
+	Attrs          map[string]string
+	Fail           string // the item's failure code; "" when applied
+	Started, Ended time.Time
 }
 
 // DemoConfig returns the demo credentials (the Demo* constants) and

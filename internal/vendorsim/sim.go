@@ -278,11 +278,20 @@ func (s *Sim) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // write applies changes for one account: it waits WriteTime (the vendor
 // applying the call), then stores the changes.
 func (s *Sim) write(k acctKey, changes []change, notFriendCode, notFriendMsg string) {
+	started := time.Now()
 	if s.cfg.WriteTime > 0 {
 		time.Sleep(s.cfg.WriteTime)
 	}
 	st := s.st(k.vendor)
 	applied := s.store.end(k, changes, s.cfg.RequireFriendship, notFriendCode, notFriendMsg)
+	if s.cfg.OnWrite != nil {
+		ended := time.Now()
+		for i := range changes {
+			c := &changes[i]
+			s.cfg.OnWrite(Write{Vendor: k.vendor, App: k.app, From: k.from, To: c.to, Remark: c.remark,
+				Groups: c.groups, Attrs: c.attrs, Fail: c.fail, Started: started, Ended: ended})
+		}
+	}
 	st.applied.Add(int64(applied))
 	for i := range changes {
 		if changes[i].fail != "" {

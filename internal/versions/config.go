@@ -21,6 +21,13 @@ const (
 // outage has filled the pending buffer. Callers fail closed and retry.
 var ErrUnavailable = errors.New("versions: redis unavailable")
 
+// ErrPending is returned (wrapped) by Raise when Redis could not be reached
+// and the raise is kept in memory until it answers: the versions are not
+// durable yet, so the caller must not treat the values as settled (a
+// worker killed meanwhile forgets them). The raise still takes effect when
+// the buffer is flushed.
+var ErrPending = errors.New("versions: raise kept in memory until redis answers")
+
 // Config configures a Redis Store.
 type Config struct {
 	// Prefix starts every key: Prefix + app + ":" + from. If empty,

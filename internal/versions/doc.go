@@ -24,11 +24,17 @@
 // reply such as WRONGTYPE):
 //
 //   - Load answers from the cache, but only when every asked field of the
-//     account is cached; otherwise it returns an error matching
-//     ErrUnavailable, so delivery fails closed and retries later.
+//     account is cached and none has a raise pending; otherwise it returns
+//     an error matching ErrUnavailable, so delivery fails closed and
+//     retries later. The cache holds what Redis said, so an answer from it
+//     is durable.
 //   - Raise keeps the raise in memory ("pending", at most MaxPending fields,
-//     then ErrUnavailable) and raises the cached fields with it, so later
-//     Loads see it.
+//     then ErrUnavailable) and returns an error matching ErrPending: the
+//     vendor has the values but their versions are not durable, so the
+//     caller must not settle the events as applied (deliver makes them
+//     RetryLater; their redelivery after the flush finds them superseded).
+//     A worker killed during the outage loses its pending raises, but not
+//     the events behind them: those were not acked and come back.
 //   - Load, Raise and Run ping Redis at most once per ProbeInterval (1 s).
 //     When it answers, the pending raises are applied with the same max-CAS
 //     script (so a newer value written meanwhile by another worker is never
@@ -40,9 +46,7 @@
 // the whole time since it was filled: another owner may have raised them in
 // between. The worker therefore calls Forget with the partitions it has
 // owned continuously whenever ownership changes; Forget keeps pending
-// raises, which are facts. Pending raises live in process memory: a worker
-// killed during an outage loses them, and Redis then holds lower versions
-// than the vendor (a later redelivery of an older event could be re-sent).
+// raises, which are facts.
 //
 // Memory is the in-process store of the embedded mode, with the same
 // methods.

@@ -68,8 +68,10 @@ func (s *Store) key(k jobs.Key) string { return s.cfg.Prefix + k.App + ":" + k.F
 
 // Load returns the last-applied version of each field of key, in order;
 // the zero Version means never applied. While Redis is unreachable it
-// answers from the cache when every field is cached, else it returns an
-// error matching ErrUnavailable.
+// answers from the cache when every field is cached and none has a raise
+// pending (a pending version is not durable: deciding "superseded" on it
+// could settle the very event whose raise a kill would lose), else it
+// returns an error matching ErrUnavailable.
 func (s *Store) Load(ctx context.Context, key jobs.Key, fields []string) ([]jobs.Version, error) {
 	if len(fields) == 0 {
 		return []jobs.Version{}, nil
@@ -89,13 +91,15 @@ func (s *Store) Load(ctx context.Context, key jobs.Key, fields []string) ([]jobs
 	}
 	s.mu.Lock()
 	vs, ok := s.cache.lookup(key, fields)
-	if ok {
-		s.withPending(key, fields, vs)
-	}
+	pending := ok && s.anyPending(key, fields)
 	s.mu.Unlock()
-	if !ok {
+	if !ok || pending {
 		s.m.ops.WithLabelValues(opLoad, resultUnavailable).Inc()
-		return nil, fmt.Errorf("versions: load (app %s): %w; the account's versions are not cached", key.App, ErrUnavailable)
+		why := "the account's versions are not cached"
+		if pending {
+			why = "a field has a raise pending"
+		}
+		return nil, fmt.Errorf("versions: load (app %s): %w; %s", key.App, ErrUnavailable, why)
 	}
 	s.m.ops.WithLabelValues(opLoad, resultCache).Inc()
 	return vs, nil
@@ -140,6 +144,18 @@ func (s *Store) loadRedis(ctx context.Context, key jobs.Key, fields []string) ([
 	return vs, nil
 }
 
+// anyPending reports whether a raise of one of fields is pending; s.mu
+// must be held.
+func (s *Store) anyPending(key jobs.Key, fields []string) bool {
+	p := s.pending[key]
+	for _, f := range fields {
+		if _, ok := p[f]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // withPending raises vs to any pending raise; s.mu must be held.
 func (s *Store) withPending(key jobs.Key, fields []string, vs []jobs.Version) {
 	p := s.pending[key]
@@ -156,8 +172,9 @@ func (s *Store) withPending(key jobs.Key, fields []string, vs []jobs.Version) {
 // Raise sets each field's stored version to max(stored, vs[i]) in one Lua
 // script and refreshes the hash's TTL; it never lowers a version. Zero
 // versions are skipped. While Redis is unreachable the raises are kept in
-// memory (and in the cache) and applied with the same max-CAS when Redis
-// answers again; Raise then returns nil unless that buffer is full.
+// memory and applied with the same max-CAS when Redis answers again; Raise
+// then returns an error matching ErrPending (not durable yet), or
+// ErrUnavailable when that buffer is full.
 func (s *Store) Raise(ctx context.Context, key jobs.Key, fields []string, vs []jobs.Version) error {
 	fs, nvs, args, err := raiseArgs(fields, vs)
 	if err != nil {
@@ -189,7 +206,7 @@ func (s *Store) Raise(ctx context.Context, key jobs.Key, fields []string, vs []j
 		return fmt.Errorf("versions: raise (app %s): %w", key.App, err)
 	}
 	s.m.ops.WithLabelValues(opRaise, resultPending).Inc()
-	return nil
+	return fmt.Errorf("versions: raise (app %s): %w", key.App, ErrPending)
 }
 
 // raiseArgs validates the raise and returns the fields with a non-zero
