@@ -19,6 +19,7 @@ const (
 	DefaultMaxKeys     = 100_000
 	DefaultMaxBuffered = 100_000
 	DefaultMaxFlushes  = 64
+	DefaultMaxHold     = 10 * time.Second
 )
 
 // Config bounds how long, how much and how many values are held. A zero
@@ -42,6 +43,10 @@ type Config struct {
 	// MaxFlushes bounds the flushes running at once (each for a different
 	// key). Due keys wait their turn in arrival order. Default 64.
 	MaxFlushes int
+	// MaxHold bounds how long a hold (WithHold) keeps a key: it is flushed
+	// at most this long after its oldest buffered value arrived. Default
+	// the larger of 10s and MaxDelay; must not be below MaxDelay.
+	MaxHold time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -63,6 +68,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxFlushes == 0 {
 		c.MaxFlushes = DefaultMaxFlushes
 	}
+	if c.MaxHold == 0 {
+		c.MaxHold = max(DefaultMaxHold, c.MaxDelay)
+	}
 	return c
 }
 
@@ -82,6 +90,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("coalesce: config: max buffered %d is negative", c.MaxBuffered)
 	case c.MaxFlushes < 0:
 		return fmt.Errorf("coalesce: config: max flushes %d is negative", c.MaxFlushes)
+	case c.MaxHold < 0:
+		return fmt.Errorf("coalesce: config: max hold %v is negative", c.MaxHold)
 	}
 	d := c.withDefaults()
 	if d.Grace > d.MaxDelay {
@@ -90,14 +100,36 @@ func (c Config) Validate() error {
 	if d.MaxBuffered < d.MaxSize {
 		return fmt.Errorf("coalesce: config: max buffered %d is below max size %d", d.MaxBuffered, d.MaxSize)
 	}
+	if d.MaxHold < d.MaxDelay {
+		return fmt.Errorf("coalesce: config: max hold %v is below max delay %v", d.MaxHold, d.MaxDelay)
+	}
 	return nil
+}
+
+// HoldFunc decides whether a key that is due by Grace or MaxDelay waits
+// for more values, because the source of its values is still delivering
+// them (a backlog being read, say). It returns the key's group and true
+// to hold the key until Release(group), MaxSize, MaxHold, room wanted by
+// Add, or Close, whichever comes first. buffered is the key's buffered
+// values, oldest first; it must not be retained. A HoldFunc runs with the
+// Coalescer's lock held: it must be quick and must not call the Coalescer.
+type HoldFunc[K comparable, V any] func(key K, buffered []V) (group int, hold bool)
+
+// Option sets what the (non-generic) Config cannot carry.
+type Option[K comparable, V any] func(*Coalescer[K, V])
+
+// WithHold makes due keys ask h whether to wait for more values (see
+// HoldFunc and Release). Without it no key is ever held.
+func WithHold[K comparable, V any](h HoldFunc[K, V]) Option[K, V] {
+	return func(c *Coalescer[K, V]) { c.hold = h }
 }
 
 // FlushFunc receives one batch of a key: at most MaxSize values in arrival
 // order. It is never called twice at once for one key. ctx is cancelled
 // only when Close's context expires before the drain completes. The batch
 // belongs to the flush function until it returns and must not be retained
-// afterwards (the Coalescer reuses its memory).
+// afterwards (the Coalescer reuses its memory). It may call Top to add
+// what arrived for its key since the batch was cut.
 type FlushFunc[K comparable, V any] func(ctx context.Context, key K, batch []V)
 
 // Stats is a snapshot of the Coalescer's load.
@@ -106,6 +138,7 @@ type Stats struct {
 	Buffered int // values waiting for a flush
 	InFlight int // flushes running
 	Held     int // Buffered plus the values of running flushes (what MaxBuffered bounds)
+	Holding  int // keys due but held (WithHold) for more values
 }
 
 // Coalescer batches values per key. It is safe for concurrent use.
@@ -131,6 +164,10 @@ type Coalescer[K comparable, V any] struct {
 	idleClosed   bool
 	spare        [][]V // recycled batch buffers
 	free         []*entry[K, V]
+	hold         HoldFunc[K, V]
+	held         map[int]map[*entry[K, V]]struct{} // held keys by group
+	nheld        int
+	scratch      []*entry[K, V] // Release's work list
 }
 
 // entry is the state of one key. It lives in Coalescer.keys while the key
@@ -148,6 +185,9 @@ type entry[K comparable, V any] struct {
 	counted   bool // counted against MaxKeys
 	flying    bool // a flush runs for the key
 	queued    bool // due, waiting for a flush slot
+	held      bool // due, held for more values (in Coalescer.held[group])
+	group     int
+	topped    int // values Top added to the running flush's batch
 }
 
 const (
@@ -157,7 +197,7 @@ const (
 )
 
 // New returns a Coalescer that calls flush for every batch.
-func New[K comparable, V any](cfg Config, flush FlushFunc[K, V]) (*Coalescer[K, V], error) {
+func New[K comparable, V any](cfg Config, flush FlushFunc[K, V], opts ...Option[K, V]) (*Coalescer[K, V], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -165,7 +205,7 @@ func New[K comparable, V any](cfg Config, flush FlushFunc[K, V]) (*Coalescer[K, 
 		return nil, errors.New("coalesce: new: nil flush func")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Coalescer[K, V]{
+	c := &Coalescer[K, V]{
 		cfg:    cfg.withDefaults(),
 		flush:  flush,
 		base:   time.Now(),
@@ -173,7 +213,12 @@ func New[K comparable, V any](cfg Config, flush FlushFunc[K, V]) (*Coalescer[K, 
 		cancel: cancel,
 		keys:   make(map[K]*entry[K, V]),
 		idle:   make(chan struct{}),
-	}, nil
+		held:   make(map[int]map[*entry[K, V]]struct{}),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 // Add buffers v under key. While MaxBuffered values are held, or MaxKeys
@@ -233,6 +278,8 @@ func (c *Coalescer[K, V]) waitRoom(ctx context.Context, key K) (*entry[K, V], er
 		}
 		if c.room == nil {
 			c.room = make(chan struct{})
+			// Held keys would keep their values: flush them to make room.
+			c.releaseAll()
 		}
 		room := c.room
 		c.mu.Unlock()
@@ -307,6 +354,98 @@ func (c *Coalescer[K, V]) Close(ctx context.Context) error {
 	}
 }
 
+// Top appends to batch the values buffered for key since its running
+// flush took batch, up to MaxSize values in all, and returns it. Only the
+// flush function running for key may call it, with the batch it was given
+// or what an earlier Top returned. A flush that had to wait (for a rate
+// limit token, say) uses it to send what arrived meanwhile in the same
+// call instead of leaving it for the next batch. The values move from the
+// buffer to the running flush: each is still flushed exactly once, in
+// arrival order.
+func (c *Coalescer[K, V]) Top(key K, batch []V) []V {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.keys[key]
+	if e == nil || !e.flying || len(e.buf) == 0 {
+		return batch
+	}
+	n := min(len(e.buf), c.cfg.MaxSize-len(batch))
+	if n <= 0 {
+		return batch
+	}
+	batch = append(batch, e.buf[:n]...)
+	rest := copy(e.buf, e.buf[n:])
+	clear(e.buf[rest:])
+	e.buf = e.buf[:rest]
+	// e.first stays: what is left arrived no earlier.
+	c.buffered -= n
+	c.flyingValues += n
+	e.topped += n
+	return batch
+}
+
+// Release flushes the keys of group that a HoldFunc held, each as it
+// would have been flushed without the hold (a key that is still due asks
+// the HoldFunc again).
+func (c *Coalescer[K, V]) Release(group int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	set := c.held[group]
+	if len(set) == 0 {
+		return
+	}
+	c.scratch = c.scratch[:0]
+	for e := range set {
+		c.scratch = append(c.scratch, e)
+	}
+	c.reschedule(c.scratch)
+}
+
+// releaseAll reschedules every held key, without asking the HoldFunc
+// while Adds wait for room.
+func (c *Coalescer[K, V]) releaseAll() {
+	if c.nheld == 0 {
+		return
+	}
+	c.scratch = c.scratch[:0]
+	for _, set := range c.held {
+		for e := range set {
+			c.scratch = append(c.scratch, e)
+		}
+	}
+	c.reschedule(c.scratch)
+}
+
+func (c *Coalescer[K, V]) reschedule(es []*entry[K, V]) {
+	now := c.now()
+	for i, e := range es {
+		es[i] = nil
+		if e.held && !e.flying && !e.queued && len(e.buf) > 0 {
+			c.schedule(e, now, true)
+		}
+	}
+}
+
+func (c *Coalescer[K, V]) holdEntry(e *entry[K, V], group int) {
+	set := c.held[group]
+	if set == nil {
+		set = make(map[*entry[K, V]]struct{})
+		c.held[group] = set
+	}
+	set[e] = struct{}{}
+	e.held, e.group = true, group
+	c.nheld++
+}
+
+func (c *Coalescer[K, V]) unhold(e *entry[K, V]) {
+	if !e.held {
+		return
+	}
+	delete(c.held[e.group], e)
+	e.held = false
+	c.nheld--
+}
+
 // Stats returns a snapshot of the Coalescer's load.
 func (c *Coalescer[K, V]) Stats() Stats {
 	c.mu.Lock()
@@ -316,6 +455,7 @@ func (c *Coalescer[K, V]) Stats() Stats {
 		Buffered: c.buffered,
 		InFlight: c.inflight,
 		Held:     c.buffered + c.flyingValues,
+		Holding:  c.nheld,
 	}
 }
 
@@ -337,14 +477,24 @@ func (c *Coalescer[K, V]) newEntry(key K) *entry[K, V] {
 // now is the time since c.base.
 func (c *Coalescer[K, V]) now() time.Duration { return time.Since(c.base) }
 
-// due is when e's buffered values should be flushed (0: now).
-func (c *Coalescer[K, V]) due(e *entry[K, V]) time.Duration {
+// due is when e's buffered values should be flushed (0: now). With ask, a
+// key that is due now by Grace or MaxDelay is offered to the HoldFunc,
+// unless it reached MaxHold or Adds wait for room; a held key is due at
+// MaxHold.
+func (c *Coalescer[K, V]) due(e *entry[K, V], now time.Duration, ask bool) time.Duration {
 	if c.closed {
 		return 0
 	}
 	var d time.Duration
 	if len(e.buf) < c.cfg.MaxSize {
 		d = min(e.last+c.cfg.Grace, e.first+c.cfg.MaxDelay)
+		if until := e.first + c.cfg.MaxHold; ask && c.hold != nil && c.room == nil &&
+			max(d, e.notBefore) <= now && now < until {
+			if g, ok := c.hold(e.key, e.buf); ok {
+				c.holdEntry(e, g)
+				d = until
+			}
+		}
 	}
 	return max(d, e.notBefore)
 }
@@ -353,7 +503,8 @@ func (c *Coalescer[K, V]) due(e *entry[K, V]) time.Duration {
 // due. e holds values and neither flies nor waits for a slot. With spawn
 // false a due entry is only queued (the caller's goroutine will run it).
 func (c *Coalescer[K, V]) schedule(e *entry[K, V], now time.Duration, spawn bool) {
-	if d := c.due(e); d > now {
+	c.unhold(e)
+	if d := c.due(e, now, true); d > now {
 		c.arm(e, d-now)
 		return
 	}
@@ -417,9 +568,10 @@ func (c *Coalescer[K, V]) run(e *entry[K, V], batch []V, whole bool) {
 	for {
 		c.flush(c.ctx, e.key, batch)
 		c.mu.Lock()
-		n := len(batch)
+		n := len(batch) + e.topped
+		e.topped = 0
 		if whole {
-			clear(batch)
+			clear(batch[:cap(batch)]) // Top may have appended in place
 			if len(c.spare) < maxSpare {
 				c.spare = append(c.spare, batch[:0])
 			}
@@ -456,7 +608,7 @@ func (c *Coalescer[K, V]) popReady(now time.Duration) *entry[K, V] {
 			c.ready, c.readyHead = c.ready[:0], 0
 		}
 		e.queued = false
-		if d := c.due(e); d > now { // deferred while waiting
+		if d := c.due(e, now, false); d > now { // deferred while waiting
 			c.arm(e, d-now)
 			continue
 		}
@@ -468,6 +620,7 @@ func (c *Coalescer[K, V]) popReady(now time.Duration) *entry[K, V] {
 // release handles an entry that neither holds nor flies values: it stops
 // counting against MaxKeys and is dropped unless a Defer is pending.
 func (c *Coalescer[K, V]) release(e *entry[K, V], now time.Duration) {
+	c.unhold(e)
 	if e.counted {
 		e.counted = false
 		c.nkeys--

@@ -25,6 +25,9 @@ type flushed struct {
 type recorder struct {
 	start time.Time
 	hook  func(ctx context.Context, key string, batch []int)
+	// top, if set, runs after hook and returns the batch the flush ends
+	// with (a flush that tops its batch up); the record is updated.
+	top func(ctx context.Context, key string, batch []int) []int
 
 	mu       sync.Mutex
 	got      []flushed
@@ -40,6 +43,7 @@ func newRecorder() *recorder {
 
 func (r *recorder) flush(ctx context.Context, key string, batch []int) {
 	r.mu.Lock()
+	idx := len(r.got)
 	r.got = append(r.got, flushed{at: time.Since(r.start), key: key, batch: slices.Clone(batch)})
 	r.flying[key]++
 	r.maxPer = max(r.maxPer, r.flying[key])
@@ -48,6 +52,12 @@ func (r *recorder) flush(ctx context.Context, key string, batch []int) {
 	r.mu.Unlock()
 	if r.hook != nil {
 		r.hook(ctx, key, batch)
+	}
+	if r.top != nil {
+		batch = r.top(ctx, key, batch)
+		r.mu.Lock()
+		r.got[idx].batch = slices.Clone(batch)
+		r.mu.Unlock()
 	}
 	r.mu.Lock()
 	r.flying[key]--

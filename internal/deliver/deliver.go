@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/friendsync/friendsync/event"
@@ -129,7 +130,14 @@ type Deliverer struct {
 	log     *slog.Logger
 	m       *Metrics
 	pool    sync.Pool // *batch
+	// lastLoadWarn (unix ns) rate-limits the load-failure warning: during a
+	// Redis outage every delivery fails its load, and the version store
+	// already logs the outage once; the count is in version_errors_total.
+	lastLoadWarn atomic.Int64
 }
+
+// loadWarnEvery is the least time between two load-failure warnings.
+const loadWarnEvery = 10 * time.Second
 
 // New returns a Deliverer. senders maps an app to its vendor client (false:
 // unknown app). A nil logger discards; a nil m collects unregistered metrics.
@@ -165,6 +173,7 @@ const (
 	reasonStored       = "a newer version is already applied"
 	reasonMerged       = "a newer value in the same batch was applied"
 	reasonLoad         = "versions unavailable; not sent without them"
+	reasonRaise        = "applied at the vendor, but its version is not stored yet"
 	reasonReleased     = "shutdown or lease loss before sending"
 	reasonFenced       = "partition lease no longer valid before sending"
 	reasonBudget       = "in-process retry budget spent"
@@ -184,25 +193,76 @@ func (d *Deliverer) Deliver(ctx context.Context, key jobs.Key, envs []*jobs.Enve
 // DeliverAppend is Deliver appending the outcomes to dst, so that a caller
 // can reuse one slice across batches.
 func (d *Deliverer) DeliverAppend(ctx context.Context, key jobs.Key, envs []*jobs.Envelope, dst []jobs.Outcome) []jobs.Outcome {
-	n := len(dst)
-	dst = slices.Grow(dst, len(envs))[:n+len(envs)]
-	d.deliver(ctx, key, envs, dst[n:]) // sets every element
+	_, dst = d.DeliverTop(ctx, key, envs, nil, dst)
 	return dst
 }
 
-func (d *Deliverer) deliver(ctx context.Context, key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome) {
-	if len(envs) == 0 {
-		return
+// TopUp returns envs with the events its account received since the batch
+// was cut appended (coalesce.Coalescer.Top does this); envs itself must
+// stay the prefix of the result.
+type TopUp func(envs []*jobs.Envelope) []*jobs.Envelope
+
+// DeliverTop is DeliverAppend for a batch that may grow while it waits:
+// once the first call has its rate-limit token, and before anything is
+// sent, it calls top (nil: never) and, if the batch grew, merges and
+// splits the grown batch afresh and sends it, the first call using that
+// token. Events that arrived while the call waited for its token so ride
+// in that call instead of waiting for the next one. It returns the final
+// batch and dst with one Outcome per envelope of it appended.
+func (d *Deliverer) DeliverTop(ctx context.Context, key jobs.Key, envs []*jobs.Envelope, top TopUp, dst []jobs.Outcome) ([]*jobs.Envelope, []jobs.Outcome) {
+	deadline := time.Now().Add(d.cfg.RetryBudget)
+	n := len(dst)
+	dst = slices.Grow(dst, len(envs))[:n+len(envs)]
+	grown, tok := d.deliver(ctx, key, envs, dst[n:], top, deadline, token{}) // sets every element unless grown
+	if grown != nil {
+		d.m.toppedUp.Add(float64(len(grown) - len(envs)))
+		envs = grown
+		dst = slices.Grow(dst[:n], len(envs))[:n+len(envs)]
+		d.deliver(ctx, key, envs, dst[n:], nil, deadline, tok)
 	}
-	defer d.count(out)
+	return envs, dst
+}
+
+// token is what the wait before the top-up gave: a rate-limit grant for
+// the first call on its budget, or the outcome of every call when that
+// wait ended without one (shutdown, retry budget spent).
+type token struct {
+	budget string       // "": no grant
+	at     time.Time    // when it was granted
+	stop   jobs.Outcome // Kind 0: none
+}
+
+// maxTokenAge bounds how long after its grant the early token may still be
+// used: the vendor counts calls when they arrive, and a budget window
+// holds at most rate + burst grants, so every delay between grant and
+// arrival that varies from call to call lets calls bunch. The default
+// budgets keep 5% of the vendor's QPS as headroom for such jitter
+// (ratelimit); the top-up (a versions load and a merge) may add at most
+// this much to it. An older token is dropped and the call waits for a
+// fresh one.
+const maxTokenAge = 20 * time.Millisecond
+
+// deliver delivers envs, setting out. With top, it waits for the first
+// call's token and tops the batch up; if the batch grew it returns the
+// grown batch and the token instead, out unset and nothing sent.
+func (d *Deliverer) deliver(ctx context.Context, key jobs.Key, envs []*jobs.Envelope, out []jobs.Outcome,
+	top TopUp, deadline time.Time, tok token) (grown []*jobs.Envelope, _ token) {
+	if len(envs) == 0 {
+		return nil, token{}
+	}
+	defer func() {
+		if grown == nil {
+			d.count(out)
+		}
+	}()
 	sender, ok := d.senders(key.App)
 	if !ok || sender == nil {
 		fill(out, jobs.Outcome{Kind: jobs.Invalid, Reason: reasonUnknownApp})
-		return
+		return nil, token{}
 	}
 	if ctx.Err() != nil {
 		fill(out, jobs.Outcome{Kind: jobs.Released, Reason: reasonReleased})
-		return
+		return nil, token{}
 	}
 
 	b := d.pool.Get().(*batch)
@@ -210,7 +270,7 @@ func (d *Deliverer) deliver(ctx context.Context, key jobs.Key, envs []*jobs.Enve
 	b.reset()
 	b.collect(key, envs, out)
 	if len(b.slots) == 0 {
-		return
+		return nil, token{}
 	}
 	stored, err := d.ver.Load(ctx, key, b.names)
 	if err == nil && len(stored) != len(b.names) {
@@ -222,21 +282,65 @@ func (d *Deliverer) deliver(ctx context.Context, key jobs.Key, envs []*jobs.Enve
 		if ctx.Err() != nil {
 			o = jobs.Outcome{Kind: jobs.Released, Reason: reasonReleased}
 		} else {
-			d.log.WarnContext(ctx, "deliver: load versions failed", "app", key.App, "fields", len(b.names), "error", err)
+			level := slog.LevelDebug
+			if now, last := time.Now().UnixNano(), d.lastLoadWarn.Load(); now-last >= int64(loadWarnEvery) && d.lastLoadWarn.CompareAndSwap(last, now) {
+				level = slog.LevelWarn
+			}
+			d.log.Log(ctx, level, "deliver: load versions failed (further failures within 10s are logged at debug)",
+				"app", key.App, "fields", len(b.names), "error", err)
 		}
 		b.fillValid(out, o)
-		return
+		return nil, token{}
 	}
 	d.m.superseded.Add(float64(b.merge(stored)))
 
 	items := b.buildItems(envs)
 	if len(items) > 0 {
 		calls := sender.Split(key.From, items)
-		d.send(ctx, key, b, sender, calls)
+		if top != nil && len(calls) > 0 {
+			// Take the first call's token now, then see what arrived while
+			// we waited.
+			tok = d.waitFirst(ctx, key, deadline, calls[0], b.lane)
+			if tok.budget != "" {
+				if more := top(envs); len(more) > len(envs) {
+					return more, tok
+				}
+			}
+		}
+		if tok.budget != "" {
+			// The early token is only good for a moment: its call goes first.
+			if i := slices.IndexFunc(calls, func(c vendors.Call) bool { return c.Budget == tok.budget }); i > 0 {
+				c := calls[i]
+				copy(calls[1:i+1], calls[:i])
+				calls[0] = c
+			}
+		}
+		d.send(ctx, key, b, sender, calls, deadline, tok)
 		b.markUnsent()
 		d.raise(ctx, key, b)
 	}
 	b.finish(out, d.m)
+	return nil, token{}
+}
+
+// waitFirst waits for one token for call within the retry budget. A
+// limiter error other than the end of ctx or of the budget gives neither
+// a grant nor a stop: send retries the wait.
+func (d *Deliverer) waitFirst(ctx context.Context, key jobs.Key, deadline time.Time, call vendors.Call, lane event.Lane) token {
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	err := d.lim.Wait(wctx, call.Budget, lane)
+	switch {
+	case err == nil:
+		return token{budget: call.Budget, at: time.Now()}
+	case ctx.Err() != nil:
+		return token{stop: jobs.Outcome{Kind: jobs.Released, Reason: reasonReleased}}
+	case wctx.Err() != nil:
+		d.log.WarnContext(ctx, "deliver: call not completed", "app", key.App, "api", call.API,
+			"batch_size", len(call.Items), "outcome", jobs.RetryLater.String(), "reason", reasonLimiter)
+		return token{stop: jobs.Outcome{Kind: jobs.RetryLater, Reason: reasonLimiter}}
+	}
+	return token{}
 }
 
 func (d *Deliverer) count(out []jobs.Outcome) {
@@ -268,8 +372,18 @@ func (d *Deliverer) raise(ctx context.Context, key jobs.Key, b *batch) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), raiseTimeout)
 	defer cancel()
 	if err := d.ver.Raise(rctx, key, b.raiseNames, b.raiseVers); err != nil {
+		// The vendor has the values but their versions are not durable (a
+		// Redis outage keeps them in memory, which a kill loses). Acking
+		// would let a later older event overwrite them; RetryLater keeps
+		// the events in the stream, and their redelivery finds them
+		// superseded once the versions are stored, or applies them again.
+		for i := range b.slots {
+			if s := &b.slots[i]; s.winner >= 0 && s.res.Kind == jobs.Applied {
+				s.res = jobs.Outcome{Kind: jobs.RetryLater, Reason: reasonRaise}
+			}
+		}
 		d.m.versionErrors.WithLabelValues(versionRaise).Inc()
-		d.log.ErrorContext(ctx, "deliver: raise versions failed; the vendor has the values",
+		d.log.WarnContext(ctx, "deliver: raise versions failed; the vendor has the values, the events stay in the stream",
 			"app", key.App, "fields", len(b.raiseNames), "error", err)
 	}
 }

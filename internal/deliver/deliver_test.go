@@ -608,12 +608,22 @@ func TestVersionStoreErrors(t *testing.T) {
 			t.Errorf("version_errors_total{reason=load} = %v", got)
 		}
 	})
-	t.Run("raise error: still applied, counted", func(t *testing.T) {
+	t.Run("raise error: sent, but RetryLater until the version is stored; counted", func(t *testing.T) {
 		s := &fakeSender{cap: 10}
 		b := setup(t, Config{}, s)
 		b.ver.raiseErr = errBoom
-		out := b.d.Deliver(context.Background(), testKey, []*jobs.Envelope{env("bob", 10, 1, remark("x"))})
-		wantKinds(t, out, jobs.Applied)
+		// Both events stay in the stream (an event merged into a winner
+		// shares its outcome); their redelivery finds them superseded once
+		// the version is stored.
+		out := b.d.Deliver(context.Background(), testKey, []*jobs.Envelope{
+			env("bob", 10, 1, remark("old")), env("bob", 11, 2, remark("x"))})
+		wantKinds(t, out, jobs.RetryLater, jobs.RetryLater)
+		if out[1].Reason != reasonRaise {
+			t.Errorf("reason %q, want %q", out[1].Reason, reasonRaise)
+		}
+		if len(s.sent()) != 1 {
+			t.Errorf("%d calls, want the one that applied the value", len(s.sent()))
+		}
 		if got := value(t, b.d.m.versionErrors.WithLabelValues("raise")); got != 1 {
 			t.Errorf("version_errors_total{reason=raise} = %v", got)
 		}
@@ -704,7 +714,8 @@ func TestMetricsAndLogs(t *testing.T) {
 		want := []string{
 			"friendsync_deliver_call_duration_seconds", "friendsync_deliver_call_items", "friendsync_deliver_calls_total",
 			"friendsync_deliver_item_events", "friendsync_deliver_outcomes_total", "friendsync_deliver_retries_total",
-			"friendsync_deliver_superseded_total", "friendsync_deliver_version_errors_total",
+			"friendsync_deliver_superseded_total", "friendsync_deliver_topped_up_events_total",
+			"friendsync_deliver_version_errors_total",
 		}
 		if !slices.Equal(names, want) {
 			t.Errorf("metrics %v, want %v", names, want)

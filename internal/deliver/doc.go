@@ -6,7 +6,11 @@
 // limiter and the partition fence with in-process retries
 // (cenkalti/backoff/v4), raises the stored versions of what the vendor
 // confirmed, and maps every per-item answer back to one jobs.Outcome per
-// event.
+// event. With DeliverTop, once the first call has its rate-limit token and
+// before anything is sent, the batch is topped up with the events its
+// account received meanwhile and merged and split afresh; that call uses
+// the token if it is still fresh (maxTokenAge), so grant-to-arrival jitter
+// stays within the budget's headroom.
 //
 // It declares the interfaces it consumes (Sender, Limiter, Versions). It
 // does not batch events over time (coalesce), acknowledge messages

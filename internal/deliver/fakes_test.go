@@ -24,13 +24,17 @@ type memVersions struct {
 	loadErr  error
 	raiseErr error
 	loads    int
-	raises   [][]string // fields of every Raise call
-	noRecord bool       // do not record raises (benchmarks)
+	raises   [][]string    // fields of every Raise call
+	noRecord bool          // do not record raises (benchmarks)
+	delay    time.Duration // each Load takes this long
 }
 
 func newMemVersions() *memVersions { return &memVersions{v: map[jobs.Key]map[string]jobs.Version{}} }
 
 func (m *memVersions) Load(_ context.Context, key jobs.Key, fields []string) ([]jobs.Version, error) {
+	if m.delay > 0 {
+		time.Sleep(m.delay)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.loads++
@@ -89,7 +93,8 @@ type fakeLimiter struct {
 	budgets   []string
 	throttled []throttle
 	waitErr   error
-	block     bool // block until ctx is done
+	block     bool          // block until ctx is done
+	delay     time.Duration // each Wait takes this long (a token further ahead)
 }
 
 type throttle struct {
@@ -101,13 +106,26 @@ func (l *fakeLimiter) Wait(ctx context.Context, budget string, lane event.Lane) 
 	l.mu.Lock()
 	l.waits = append(l.waits, lane)
 	l.budgets = append(l.budgets, budget)
-	err, block := l.waitErr, l.block
+	err, block, delay := l.waitErr, l.block, l.delay
 	l.mu.Unlock()
 	if block {
 		<-ctx.Done()
 		return ctx.Err()
 	}
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return err
+}
+
+func (l *fakeLimiter) budgetsWaited() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.budgets)
 }
 
 func (l *fakeLimiter) Throttled(budget string, retryAfter time.Duration) {

@@ -17,6 +17,7 @@ type Metrics struct {
 	retries       *prometheus.CounterVec
 	outcomes      *prometheus.CounterVec
 	superseded    prometheus.Counter
+	toppedUp      prometheus.Counter
 	versionErrors *prometheus.CounterVec
 
 	byKind [jobs.Released + 1]prometheus.Counter
@@ -64,6 +65,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "friendsync_deliver_superseded_total",
 			Help: "Field values never sent because a newer version was already applied or is in the same batch.",
 		}),
+		toppedUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "friendsync_deliver_topped_up_events_total",
+			Help: "Events added to a batch after its first call's rate-limit wait (they arrived while it waited and would otherwise have waited for the next batch).",
+		}),
 		versionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "friendsync_deliver_version_errors_total",
 			Help: "Version store failures: load (the batch is retried later) or raise (the vendor has the value; the stored version lags).",
@@ -77,6 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.retries = promreg.Register(reg, m.retries)
 		m.outcomes = promreg.Register(reg, m.outcomes)
 		m.superseded = promreg.Register(reg, m.superseded)
+		m.toppedUp = promreg.Register(reg, m.toppedUp)
 		m.versionErrors = promreg.Register(reg, m.versionErrors)
 	}
 	for k := jobs.Applied; k <= jobs.Released; k++ {

@@ -67,6 +67,7 @@ type run struct {
 	sender   Sender
 	vendor   string
 	b        *batch
+	tok      token         // a token already granted, for the first call on its budget
 	lastRA   time.Duration // the last retry-after a vendor gave
 	// last failure, for RetryLater outcomes
 	lastClass vendors.Class
@@ -75,15 +76,14 @@ type run struct {
 }
 
 // send sends calls one at a time and records every call item's outcome in
-// b. Once the context ends, the fence fails or the budget is spent, the
-// remaining calls end unsent.
-func (d *Deliverer) send(ctx context.Context, key jobs.Key, b *batch, sender Sender, calls []vendors.Call) {
-	deadline := time.Now().Add(d.cfg.RetryBudget)
+// b. Once the context ends, the fence fails or the budget (until deadline)
+// is spent, the remaining calls end unsent. tok is a token already granted.
+func (d *Deliverer) send(ctx context.Context, key jobs.Key, b *batch, sender Sender, calls []vendors.Call, deadline time.Time, tok token) {
 	waitCtx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	r := &run{d: d, ctx: ctx, waitCtx: waitCtx, deadline: deadline, key: key, sender: sender,
-		vendor: vendorOf(sender, calls), b: b}
-	var stop jobs.Outcome
+		vendor: vendorOf(sender, calls), b: b, tok: tok}
+	stop := tok.stop
 	for i := range calls {
 		call := &calls[i]
 		if cap(b.callRes) < len(call.Items) {
@@ -182,7 +182,9 @@ type attempt struct {
 // still pending.
 func (a *attempt) do() error {
 	r, d, b := a.r, a.r.d, a.r.b
-	if err := d.lim.Wait(r.waitCtx, a.call.Budget, b.lane); err != nil {
+	if r.tok.budget != "" && r.tok.budget == a.call.Budget && time.Since(r.tok.at) <= maxTokenAge {
+		r.tok = token{} // granted before the batch was topped up
+	} else if err := d.lim.Wait(r.waitCtx, a.call.Budget, b.lane); err != nil {
 		switch {
 		case r.ctx.Err() != nil:
 			return backoff.Permanent(errReleased)
