@@ -343,12 +343,36 @@ func (c *Config) Print(w io.Writer) error {
 			redis = u.Redacted()
 		}
 	}
+	shown := *c
+	shown.NATSURL = redactURLs(c.NATSURL) // nats://user:password@… or nats://token@…
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
-	if err := enc.Encode(printed{Config: *c, Redis: redis, Profiles: c.Profiles}); err != nil {
+	if err := enc.Encode(printed{Config: shown, Redis: redis, Profiles: c.Profiles}); err != nil {
 		return fmt.Errorf("config: print: %w", err)
 	}
 	return enc.Close()
+}
+
+// redactURLs masks the whole user information of every URL in a
+// comma-separated list (a user name alone may be a token).
+func redactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil && strings.Contains(p, "@"):
+			parts[i] = "(unparsable URL with credentials)"
+		case err == nil && u.User != nil:
+			u.User = nil
+			scheme, rest, ok := strings.Cut(u.String(), "://")
+			if ok {
+				parts[i] = scheme + "://***@" + rest
+			} else {
+				parts[i] = "***@" + u.String()
+			}
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func sanitizeID(s string) string {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/friendsync/friendsync/internal/jobs"
@@ -183,8 +184,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.started = true
 	m.mu.Unlock()
 
-	kv, err := m.openBucket(ctx)
+	kv, err := m.openBucketRetrying(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the bucket opened: nothing held
+		}
 		return err
 	}
 	m.kv = kv
@@ -222,6 +226,47 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// ttlConflict is a bucket whose TTL differs from the configured one: a
+// configuration conflict, not retried.
+type ttlConflict struct{ have, want time.Duration }
+
+func (e *ttlConflict) Error() string {
+	return fmt.Sprintf("bucket ttl %s differs from configured ttl %s", e.have, e.want)
+}
+
+// openBucketRetrying opens the bucket, retrying other failures (JetStream
+// still electing a leader on a fresh cluster, a slow server) with backoff
+// until ctx ends: a worker that starts with its cluster waits for it.
+func (m *Manager) openBucketRetrying(ctx context.Context) (jetstream.KeyValue, error) {
+	var lastErr error
+	attempt := 0
+	kv, err := backoff.RetryNotifyWithData(func() (jetstream.KeyValue, error) {
+		attempt++
+		kv, err := m.openBucket(ctx)
+		var conflict *ttlConflict
+		if errors.As(err, &conflict) {
+			return nil, backoff.Permanent(err)
+		}
+		lastErr = err
+		return kv, err
+	}, backoff.WithContext(startupBackOff(), ctx), func(err error, wait time.Duration) {
+		m.log.Warn("lease bucket not ready; retrying", slog.Int("attempt", attempt), slog.Duration("wait", wait), slog.Any("err", err))
+	})
+	if err != nil && ctx.Err() != nil && lastErr != nil {
+		err = lastErr // say what failed, not only that the wait was cut short
+	}
+	return kv, err
+}
+
+// startupBackOff paces start-up retries: 250 ms doubling to 5 s, jittered
+// ±50 % so that workers restarted together do not retry in step, until
+// the context ends.
+func startupBackOff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 250*time.Millisecond, 5*time.Second, 0
+	return b
+}
+
 // openBucket creates the lease bucket or opens it and checks its TTL.
 func (m *Manager) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -245,7 +290,7 @@ func (m *Manager) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 		return nil, fmt.Errorf("lease: open bucket %s: status: %w", m.bucket, err)
 	}
 	if st.TTL() != m.cfg.TTL {
-		return nil, fmt.Errorf("lease: open bucket %s: bucket ttl %s differs from configured ttl %s", m.bucket, st.TTL(), m.cfg.TTL)
+		return nil, fmt.Errorf("lease: open bucket %s: %w", m.bucket, &ttlConflict{have: st.TTL(), want: m.cfg.TTL})
 	}
 	return kv, nil
 }

@@ -52,7 +52,7 @@ type Config struct {
 	// DLQMaxAge is how long dead letters are kept. Zero: 30 days.
 	DLQMaxAge time.Duration
 	// AckWait is the consumers' ack deadline. Zero: 60 s. Held messages get
-	// InProgress every HeartbeatInterval.
+	// InProgress before it runs out (see HeartbeatInterval).
 	AckWait time.Duration
 	// MaxDeliver is the number of deliveries a message gets to reach a final
 	// outcome; a RetryLater or Released outcome on delivery MaxDeliver is
@@ -78,8 +78,12 @@ type Config struct {
 	// also the longest a bulk message waits then); it bounds how long
 	// StopPartition waits for the intake to end. Zero: 1 s.
 	IdleWait time.Duration
-	// HeartbeatInterval is how often held messages get InProgress. Zero:
-	// AckWait/3. Must be below AckWait.
+	// HeartbeatInterval is how often the held messages are looked at; one
+	// whose AckWait clock last started min(AckWait/2, AckWait − 2 ×
+	// HeartbeatInterval) ago or more gets InProgress (so a message settled
+	// within that time gets none). Zero: AckWait/6, so that with the
+	// defaults a message gets InProgress once it is held 30 s, then every
+	// 30–40 s. Must be below AckWait.
 	HeartbeatInterval time.Duration
 	// MaxHold stops heartbeats for a message held longer than this (a lost
 	// envelope), so that the server redelivers it. Zero: 30 min.
@@ -141,7 +145,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.BulkShare = max(1, cfg.FetchBatch/8)
 	}
 	def(&cfg.IdleWait, DefaultIdleWait)
-	def(&cfg.HeartbeatInterval, cfg.AckWait/3)
+	def(&cfg.HeartbeatInterval, cfg.AckWait/6)
 	def(&cfg.MaxHold, DefaultMaxHold)
 	def(&cfg.RetryBase, DefaultRetryBase)
 	def(&cfg.RetryMax, DefaultRetryMax)
@@ -212,6 +216,17 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("queue: config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// beatAfter is how long after its AckWait clock last started a held
+// message gets InProgress: half of AckWait, but no more than AckWait less
+// two HeartbeatIntervals. A message skipped on one tick (its clock younger
+// than beatAfter) is looked at again one interval later, so it gets
+// InProgress before its clock is beatAfter + HeartbeatInterval ≤ AckWait −
+// HeartbeatInterval old: one interval of margin for a late tick. Zero
+// (HeartbeatInterval ≥ AckWait/2): every held message on every tick.
+func (cfg Config) beatAfter() time.Duration {
+	return max(0, min(cfg.AckWait/2, cfg.AckWait-2*cfg.HeartbeatInterval))
 }
 
 // serverMaxDeliver is the consumers' MaxDeliver: one spare delivery beyond

@@ -74,7 +74,9 @@ type partition struct {
 
 	mu      sync.Mutex
 	held    map[uint64]*held // by stream sequence
+	perLane [2]int           // held by the consumer (lanes index) that delivered them
 	drained chan struct{}    // non-nil while StopPartition waits; closed when held is empty
+	freed   chan struct{}    // buffer 1: signalled when a release makes room (poll at a full window waits on it)
 }
 
 // NewConsumer builds a Consumer for the topology Ensure returned. workerID
@@ -124,7 +126,7 @@ func (c *Consumer) StartPartition(ctx context.Context, p int) error {
 	if busy {
 		return fmt.Errorf("queue: start partition %d: already started", p)
 	}
-	pt := &partition{p: p, held: make(map[uint64]*held), done: make(chan struct{})}
+	pt := &partition{p: p, held: make(map[uint64]*held), done: make(chan struct{}), freed: make(chan struct{}, 1)}
 	for i, lane := range lanes {
 		// CreateOrUpdate is idempotent and repairs a deleted consumer.
 		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Layout.Stream(), consumerConfig(c.cfg, lane, p))
@@ -255,9 +257,19 @@ func (c *Consumer) intake(ctx context.Context, pt *partition) {
 }
 
 // pull fetches up to batch messages of one lane without waiting and
-// dispatches them; it returns how many arrived.
+// dispatches them; it returns how many arrived. It asks for no more than
+// the lane's MaxAckPending leaves room for: a no-wait pull on a consumer
+// at its MaxAckPending parks at the server (2.9) without an expiry, the
+// client gives up on it after a second, and once acks make room the
+// server delivers to the abandoned inbox, stranding those messages until
+// AckWait (seen in the fsbench throughput and batching runs).
 func (c *Consumer) pull(ctx context.Context, pt *partition, li, batch int) int {
-	b, err := pt.cons[li].FetchNoWait(batch)
+	room := c.cfg.maxAckPending(lanes[li]) - pt.heldIn(li)
+	if room <= 0 {
+		return 0
+	}
+	asked := time.Now() // no message of this pull was delivered before
+	b, err := pt.cons[li].FetchNoWait(min(batch, room))
 	if err != nil {
 		c.pullFailed(ctx, pt, li, err)
 		return 0
@@ -265,7 +277,7 @@ func (c *Consumer) pull(ctx context.Context, pt *partition, li, batch int) int {
 	n := 0
 	for msg := range b.Messages() {
 		n++
-		c.receive(ctx, pt, lanes[li], msg)
+		c.receive(ctx, pt, lanes[li], msg, asked)
 	}
 	if err := b.Error(); err != nil {
 		c.log.Debug("queue: pull ended", slog.Int("partition", pt.p), slog.String("lane", string(lanes[li])), slog.Any("error", err))
@@ -276,15 +288,29 @@ func (c *Consumer) pull(ctx context.Context, pt *partition, li, batch int) int {
 // poll long-polls the live lane for up to IdleWait, dispatching messages
 // as they arrive. Bulk is not long-polled: a bulk message that arrives
 // while both lanes were idle waits at most IdleWait, and a live message
-// never waits behind a bulk pull.
+// never waits behind a bulk pull. Like pull it asks for no more than the
+// live window leaves room for; with no room it waits (IdleWait at most)
+// until a settle makes some.
 func (c *Consumer) poll(ctx context.Context, pt *partition) {
-	b, err := pt.cons[0].Fetch(c.cfg.FetchBatch, jetstream.FetchMaxWait(c.cfg.IdleWait))
+	room := c.cfg.maxAckPending(lanes[0]) - pt.heldIn(0)
+	if room <= 0 {
+		t := time.NewTimer(c.cfg.IdleWait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-pt.freed:
+		}
+		return
+	}
+	asked := time.Now()
+	b, err := pt.cons[0].Fetch(min(c.cfg.FetchBatch, room), jetstream.FetchMaxWait(c.cfg.IdleWait))
 	if err != nil {
 		c.pullFailed(ctx, pt, 0, err)
 		return
 	}
 	for msg := range b.Messages() {
-		c.receive(ctx, pt, lanes[0], msg)
+		c.receive(ctx, pt, lanes[0], msg, asked)
 	}
 	if err := b.Error(); err != nil {
 		c.log.Debug("queue: poll ended", slog.Int("partition", pt.p), slog.Any("error", err))
@@ -304,8 +330,9 @@ func (c *Consumer) pullFailed(ctx context.Context, pt *partition, li int, err er
 }
 
 // receive turns one delivery into an envelope for the handler, or settles
-// it at once (invalid, spare delivery, partition stopping).
-func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, msg jetstream.Msg) {
+// it at once (invalid, spare delivery, partition stopping). asked is when
+// the pull that delivered msg was sent: its AckWait clock started later.
+func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, msg jetstream.Msg, asked time.Time) {
 	c.m.incReceived(lane)
 	md, err := msg.Metadata()
 	if err != nil {
@@ -323,12 +350,16 @@ func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, 
 		Lane:       lane,
 		Partition:  pt.p,
 		MsgID:      msg.Headers().Get(jetstream.MsgIDHeader),
+		Pending:    md.NumPending,
 	}
 	subjLane, subjPart, subjOK := c.cfg.Layout.ParseSubject(meta.Subject)
 	if subjOK {
 		meta.Lane, meta.Partition = subjLane, subjPart
 	}
-	h := &held{msg: msg, meta: meta, eventID: meta.MsgID, received: time.Now(), release: pt.release}
+	h := &held{msg: msg, meta: meta, eventID: meta.MsgID, received: time.Now(), beat: asked, release: pt.release}
+	if lane == event.LaneBulk {
+		h.li = 1
+	}
 	ev, derr := event.Decode(msg.Data())
 	if derr == nil {
 		if ev.ID != "" {
@@ -413,6 +444,10 @@ func (pt *partition) hold(h *held) {
 	pt.mu.Lock()
 	old := pt.held[h.meta.Seq]
 	pt.held[h.meta.Seq] = h
+	pt.perLane[h.li]++
+	if old != nil {
+		pt.perLane[old.li]--
+	}
 	pt.mu.Unlock()
 	if old != nil {
 		old.mu.Lock()
@@ -427,6 +462,11 @@ func (pt *partition) release(h *held) {
 	defer pt.mu.Unlock()
 	if pt.held[h.meta.Seq] == h {
 		delete(pt.held, h.meta.Seq)
+		pt.perLane[h.li]--
+		select {
+		case pt.freed <- struct{}{}:
+		default:
+		}
 	}
 	if pt.drained != nil && len(pt.held) == 0 {
 		select {
@@ -435,6 +475,13 @@ func (pt *partition) release(h *held) {
 			close(pt.drained)
 		}
 	}
+}
+
+// heldIn is how many held messages the consumer of lanes[li] delivered.
+func (pt *partition) heldIn(li int) int {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.perLane[li]
 }
 
 // snapshot returns the held messages.

@@ -59,9 +59,17 @@
 //     the partition stops it is Released (Nak).
 //   - Intake per partition: a no-wait pull of live, then of bulk (a full
 //     batch when live returned less than one, BulkShare otherwise), and a
-//     live long-poll of IdleWait when both are empty. Pulls are never
-//     cancelled mid-flight, so StopPartition's intake stop takes up to
-//     IdleWait.
+//     live long-poll of IdleWait when both are empty. Every pull, the
+//     long-poll included, asks for no more than the lane's MaxAckPending
+//     leaves room for (a no-wait pull at a full window strands messages on
+//     2.9). Pulls are never cancelled mid-flight, so StopPartition's intake
+//     stop takes up to IdleWait.
+//   - Heartbeats: every HeartbeatInterval (AckWait/6) the held messages are
+//     looked at, and those whose AckWait clock last started at least
+//     min(AckWait/2, AckWait − 2 × HeartbeatInterval) ago get InProgress;
+//     the clock's start is taken as the time the pull was sent, then the
+//     time of the last InProgress, both no later than the server's. A
+//     message settled within that time gets none.
 //   - Heartbeats stop for a message held longer than MaxHold (a lost
 //     envelope), so the server redelivers it; the redelivery replaces the
 //     held entry and a late Settle of the old envelope is ignored.

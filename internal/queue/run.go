@@ -80,11 +80,14 @@ func (c *Consumer) every(ctx context.Context, d time.Duration, f func(context.Co
 	}
 }
 
-// heartbeat sends InProgress for every held message. A message being
-// settled right now is skipped (TryLock); one held beyond MaxHold is left
-// to expire so that the server redelivers it.
+// heartbeat sends InProgress to every held message whose AckWait clock
+// was last started at least beatAfter ago; the others are settled long
+// before their deadline in the common case and are looked at again on the
+// next tick. A message being settled right now is skipped (TryLock); one
+// held beyond MaxHold is left to expire so that the server redelivers it.
 func (c *Consumer) heartbeat(ctx context.Context) {
 	now := time.Now()
+	after := c.cfg.beatAfter()
 	for _, pt := range c.partitionList() {
 		for _, h := range pt.snapshot() {
 			if ctx.Err() != nil {
@@ -95,6 +98,7 @@ func (c *Consumer) heartbeat(ctx context.Context) {
 			}
 			switch {
 			case h.settled || h.stale:
+			case now.Sub(h.beat) < after:
 			case now.Sub(h.received) > c.cfg.MaxHold:
 				if !h.overheld {
 					h.overheld = true
@@ -103,9 +107,11 @@ func (c *Consumer) heartbeat(ctx context.Context) {
 						slog.Duration("held", now.Sub(h.received)))
 				}
 			default:
+				sent := time.Now()
 				if err := h.msg.InProgress(); err != nil {
 					c.log.Debug("queue: in progress failed", slog.Uint64("stream_seq", h.meta.Seq), slog.Any("error", err))
 				} else {
+					h.beat = sent
 					c.m.incInProgress()
 				}
 			}

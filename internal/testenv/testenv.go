@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,3 +223,196 @@ func (r *RedisServer) Stop() {
 
 // String describes the server for logs.
 func (r *RedisServer) String() string { return fmt.Sprintf("redis-server(%s)", r.Addr) }
+
+// StartNATSServerWith starts an in-process nats-server with opts and shuts
+// it down at cleanup. Zero fields get StartNATSServer's choices: Host
+// 127.0.0.1, a free Port, StoreDir t.TempDir() (when JetStream is on),
+// NoLog and NoSigs are always set. Use it for what ServerOptions does not
+// cover (authentication, clusters). opts is modified in place, so a test
+// can restart the server with the same options (same port and store).
+func StartNATSServerWith(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Port == 0 {
+		opts.Port = FreePort(t)
+	}
+	if opts.JetStream && opts.StoreDir == "" {
+		opts.StoreDir = t.TempDir()
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("testenv: nats-server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatalf("testenv: nats-server on port %d not ready", opts.Port)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// NATSCluster is a cluster of in-process nats-servers with JetStream,
+// started by StartNATSCluster.
+type NATSCluster struct {
+	// Name is the cluster name; the servers are named n1, n2, ….
+	Name string
+	// Servers are the nodes in order; a stopped node stays in the slice.
+	Servers []*server.Server
+
+	mu      sync.Mutex
+	stopped map[int]bool
+}
+
+// StartNATSCluster starts size in-process nats-servers with JetStream
+// (each its own store directory, free client and cluster ports on
+// 127.0.0.1), routed to each other as one cluster, and waits until every
+// route is up and the JetStream meta group has a leader that every node
+// follows. The servers shut down at cleanup.
+func StartNATSCluster(t testing.TB, size int) *NATSCluster {
+	t.Helper()
+	if size < 1 {
+		t.Fatalf("testenv: nats cluster of %d nodes", size)
+	}
+	c := &NATSCluster{Name: strings.ToLower(Unique("fs-cluster")), stopped: map[int]bool{}}
+	clusterPorts := make([]int, size)
+	for i := range clusterPorts {
+		clusterPorts[i] = FreePort(t)
+	}
+	opts := make([]*server.Options, size)
+	for i := range opts {
+		var routes []*url.URL
+		for j, p := range clusterPorts {
+			if j != i {
+				routes = append(routes, &url.URL{Scheme: "nats-route", Host: "127.0.0.1:" + strconv.Itoa(p)})
+			}
+		}
+		opts[i] = &server.Options{
+			ServerName: "n" + strconv.Itoa(i+1),
+			Host:       "127.0.0.1",
+			Port:       FreePort(t),
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			Cluster:    server.ClusterOpts{Name: c.Name, Host: "127.0.0.1", Port: clusterPorts[i]},
+			Routes:     routes,
+			NoLog:      true,
+			NoSigs:     true,
+		}
+	}
+	// Start the nodes together: each one's JetStream waits for its peers.
+	c.Servers = make([]*server.Server, size)
+	for i, o := range opts {
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatalf("testenv: nats-server %s: %v", o.ServerName, err)
+		}
+		c.Servers[i] = s
+		go s.Start()
+	}
+	t.Cleanup(func() {
+		for i := range c.Servers {
+			c.Stop(i)
+		}
+	})
+	for i, s := range c.Servers {
+		if !s.ReadyForConnections(20 * time.Second) {
+			t.Fatalf("testenv: nats-server %s on port %d not ready", opts[i].ServerName, opts[i].Port)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range c.Servers {
+		for s.NumRoutes() < size-1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("testenv: nats-server %s has %d routes after 30s, want %d", s.Name(), s.NumRoutes(), size-1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if _, err := c.WaitMetaLeader(time.Until(deadline)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// URLs returns the client URL of every node, in order.
+func (c *NATSCluster) URLs() []string {
+	out := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
+		out[i] = s.ClientURL()
+	}
+	return out
+}
+
+// URL returns the client URLs of the running nodes, comma separated (the
+// form nats.Connect and FRIENDSYNC_NATS_URL take).
+func (c *NATSCluster) URL() string {
+	var us []string
+	for i, s := range c.Servers {
+		if !c.isStopped(i) {
+			us = append(us, s.ClientURL())
+		}
+	}
+	return strings.Join(us, ",")
+}
+
+// Index returns the position of the node named name, or -1.
+func (c *NATSCluster) Index(name string) int {
+	for i, s := range c.Servers {
+		if s.Name() == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Stop shuts node i down (as an operator stopping it: the server first
+// hands off the Raft groups it leads) and waits until it is down.
+func (c *NATSCluster) Stop(i int) {
+	c.mu.Lock()
+	done := c.stopped[i]
+	c.stopped[i] = true
+	c.mu.Unlock()
+	if done {
+		return
+	}
+	c.Servers[i].Shutdown()
+	c.Servers[i].WaitForShutdown()
+}
+
+func (c *NATSCluster) isStopped(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopped[i]
+}
+
+// WaitMetaLeader waits until one running node leads the JetStream meta
+// group and every running node is current with it, and returns the
+// leader's name.
+func (c *NATSCluster) WaitMetaLeader(timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		leader, current := "", true
+		for i, s := range c.Servers {
+			if c.isStopped(i) {
+				continue
+			}
+			if s.JetStreamIsLeader() {
+				leader = s.Name()
+			}
+			current = current && s.JetStreamIsCurrent()
+		}
+		if leader != "" && current {
+			return leader, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("testenv: nats cluster %s: no JetStream meta leader followed by every node after %s", c.Name, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
