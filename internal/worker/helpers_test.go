@@ -2,20 +2,16 @@ package worker_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +26,7 @@ import (
 	"github.com/friendsync/friendsync/event"
 	"github.com/friendsync/friendsync/internal/config"
 	"github.com/friendsync/friendsync/internal/jobs"
-	"github.com/friendsync/friendsync/internal/lease"
+	"github.com/friendsync/friendsync/internal/prooftest"
 	"github.com/friendsync/friendsync/internal/queue"
 	"github.com/friendsync/friendsync/internal/testenv"
 	"github.com/friendsync/friendsync/internal/vendorsim"
@@ -40,7 +36,7 @@ import (
 
 // Test flags (go test ./internal/worker -args -proof.redis-outage=30s).
 var (
-	redisOutage   = flag.Duration("proof.redis-outage", 6*time.Second, "how long TestProofNATSRestartAndRedisOutage keeps Redis down (30s in the issue)")
+	redisOutage   = flag.Duration("proof.redis-outage", 30*time.Second, "how long TestProofNATSRestartAndRedisOutage keeps Redis down (the issue's 30s)")
 	proofAccounts = flag.Int("proof.accounts", 0, "accounts in TestProofMixedWorkload (default 10000, 3000 with -race)")
 	proofLogLevel = flag.String("proof.log-level", "warn", "level of the worker logs kept (and printed when a test fails)")
 	proofLogFile  = flag.String("proof.log-file", "", "also append the in-process workers' logs to this file")
@@ -110,15 +106,13 @@ const (
 	partitions    = 8
 )
 
-// appVendor maps an app to its vendor and the simulator's app id.
-var appVendor = map[string]struct {
-	vendor event.Vendor
-	id     string
-}{
-	appT1:   {event.Tencent, strconv.Itoa(sdkT1)},
-	appT2:   {event.Tencent, strconv.Itoa(sdkT2)},
-	appVolc: {event.Volc, strconv.Itoa(volcAppID)},
-	appZego: {event.Zego, strconv.Itoa(zegoAppID)},
+// apps are the four apps as the workload and the comparison with the
+// simulator's state see them.
+var apps = prooftest.Apps{
+	{Name: appT1, Vendor: event.Tencent, SimID: strconv.Itoa(sdkT1)},
+	{Name: appT2, Vendor: event.Tencent, SimID: strconv.Itoa(sdkT2)},
+	{Name: appVolc, Vendor: event.Volc, SimID: strconv.Itoa(volcAppID)},
+	{Name: appZego, Vendor: event.Zego, SimID: strconv.Itoa(zegoAppID), MostlyOneFriend: true},
 }
 
 // secretEnv holds the profile secrets, read through {env: ...} refs.
@@ -192,12 +186,16 @@ type cluster struct {
 	redisURL    string
 	redisPrefix string
 	storage     jetstream.StorageType
+	retryBase   time.Duration
+	retryMax    time.Duration
 	sim         *vendorsim.Sim
 	simURL      string // httptest server running sim.Handler (subprocess workers)
 	profiles    config.Profiles
 	nc          *nats.Conn
 	js          jetstream.JetStream
-	logs        *logSink
+	logs        logSink
+	journal     *journal  // every item the simulator processed
+	published   *workload // the last workload published (for diagnoses)
 }
 
 type clusterOpts struct {
@@ -205,6 +203,10 @@ type clusterOpts struct {
 	redisURL string // "": the machine's Redis
 	storage  jetstream.StorageType
 	sim      func(*vendorsim.Config)
+	// retryBase and retryMax, when set, replace the short NakWithDelay
+	// backoff (0.5 s doubling to 4 s: MaxDeliver runs out after about 30 s
+	// of RetryLater) for proofs whose outages must not use up deliveries.
+	retryBase, retryMax time.Duration
 }
 
 func newCluster(t *testing.T, o clusterOpts) *cluster {
@@ -214,6 +216,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		t: t, name: name, layout: event.Layout{Base: name},
 		natsURL: o.natsURL, redisURL: o.redisURL, redisPrefix: name + ":",
 		storage: o.storage, logs: newLogSink(t),
+		retryBase: o.retryBase, retryMax: o.retryMax,
 	}
 	if c.natsURL == "" {
 		c.natsURL = testenv.NATSURL()
@@ -245,7 +248,13 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 			_ = c.js.DeleteKeyValue(ctx, b)
 		}
 	})
-	c.sim = newSim(t, o.sim)
+	c.journal = &journal{}
+	c.sim = newSim(t, func(cfg *vendorsim.Config) {
+		cfg.OnWrite = c.journal.add
+		if o.sim != nil {
+			o.sim(cfg)
+		}
+	})
 	srv := httptest.NewServer(c.sim.Handler())
 	t.Cleanup(srv.Close)
 	c.simURL = srv.URL
@@ -281,12 +290,19 @@ func (c *cluster) config(id string) config.Config {
 
 // queueOverrides are the queue settings the Config does not expose.
 func (c *cluster) queueOverrides() queue.Config {
-	return queue.Config{
+	q := queue.Config{
 		Storage:   c.storage,
 		IdleWait:  250 * time.Millisecond,
 		RetryBase: 500 * time.Millisecond,
 		RetryMax:  4 * time.Second,
 	}
+	if c.retryBase > 0 {
+		q.RetryBase = c.retryBase
+	}
+	if c.retryMax > 0 {
+		q.RetryMax = c.retryMax
+	}
+	return q
 }
 
 // inproc is a worker.Run in this process.
@@ -426,7 +442,7 @@ func (c *cluster) startProc(id string) *proc {
 	c.t.Cleanup(func() {
 		p.signal(syscall.SIGKILL)
 		if c.t.Failed() {
-			c.t.Logf("--- %s log (tail) ---\n%s", id, tail(p.logPath, 60))
+			c.t.Logf("--- %s log (tail) ---\n%s", id, prooftest.TailFile(p.logPath, 60))
 		}
 	})
 	p.start(c.t)
@@ -458,7 +474,7 @@ func (p *proc) start(t *testing.T) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.exited:
-			t.Fatalf("worker %s exited at start (%v):\n%s", p.id, p.waitErr, tail(p.logPath, 30))
+			t.Fatalf("worker %s exited at start (%v):\n%s", p.id, p.waitErr, prooftest.TailFile(p.logPath, 30))
 		default:
 		}
 		resp, err := http.Get("http://" + p.httpAddr + "/readyz")
@@ -470,7 +486,7 @@ func (p *proc) start(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("worker %s not ready after 30s:\n%s", p.id, tail(p.logPath, 30))
+	t.Fatalf("worker %s not ready after 30s:\n%s", p.id, prooftest.TailFile(p.logPath, 30))
 }
 
 // signal sends sig if the process runs.
@@ -514,94 +530,35 @@ func (p *proc) metric(name string) (float64, error) {
 	return 0, fmt.Errorf("metric %s not found", name)
 }
 
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+// logSink keeps the in-process workers' logs at -proof.log-level (and in
+// -proof.log-file), printing their tail when the test fails.
+type logSink struct{ *prooftest.LogSink }
 
-// logSink keeps the in-process workers' logs and prints their tail when
-// the test fails.
-type logSink struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	file *os.File
-}
-
-func newLogSink(t *testing.T) *logSink {
-	s := &logSink{}
-	if *proofLogFile != "" {
-		f, err := os.OpenFile(*proofLogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.file = f
-		t.Cleanup(func() { f.Close() })
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			t.Logf("--- in-process worker logs (tail) ---\n%s", lastLines(s.buf.String(), 80))
-		}
-	})
-	return s
-}
-
-func (s *logSink) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.buf.Len() > 8<<20 { // keep the newest half
-		rest := append([]byte(nil), s.buf.Bytes()[s.buf.Len()/2:]...)
-		s.buf.Reset()
-		s.buf.Write(rest)
-	}
-	if s.file != nil {
-		s.file.Write(b)
-	}
-	return s.buf.Write(b)
-}
-
-func (s *logSink) logger(id string) *slog.Logger {
+func newLogSink(t *testing.T) logSink {
+	t.Helper()
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*proofLogLevel)); err != nil {
 		lvl = slog.LevelWarn
 	}
-	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: lvl})).With(slog.String("w", id))
+	return logSink{prooftest.NewLogSink(t, prooftest.LogSinkOptions{Level: lvl, File: *proofLogFile, Keep: 8 << 20, Tail: 80})}
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+// logger is worker id's logger.
+func (s logSink) logger(id string) *slog.Logger { return s.Logger(id) }
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string { return prooftest.LastLines(s, n) }
 
 // ---- workload: events and the state they must leave at the vendors ----
 
-// planned is one event to publish, in order.
-type planned struct {
-	ev   event.Event
-	lane event.Lane
-}
-
 // friendKey names one (app, from, to) at the simulator.
-type friendKey struct{ app, from, to string }
+type friendKey = prooftest.FriendKey
 
-// workload is a list of events in publish order.
+// workload is a list of events in publish order (prooftest.Workload) and
+// the PubAck of each event publishPaced published.
 type workload struct {
-	events []planned
-	// t0 is earlier than every publish time and later than every explicit
-	// ts, so an event without ts (versioned by its publish time) beats
-	// every event with one, and publish order decides among them.
-	t0 int64
+	*prooftest.Workload
+	acks []pubRecord
 }
 
 type mix struct {
@@ -612,203 +569,18 @@ type mix struct {
 	seed               uint64
 }
 
-// newWorkload generates a mixed workload: per account 1–2 friends (ZEGO:
-// mostly 1), per friend 1–3 updates of remark, groups (Tencent) and
-// attributes, with clears; 10% backfill rows on the bulk lane with old ts,
-// 10% live rows with old ts out of order, the rest live without ts.
+// newWorkload generates a mixed workload from a splitmix generator seeded
+// with m.seed: per account 1–2 friends (ZEGO: mostly 1), per friend 1–3
+// updates of remark, groups (Tencent) and attributes, with clears; 10%
+// backfill rows on the bulk lane with old ts, 10% live rows with old ts
+// out of order, the rest live without ts.
 func newWorkload(m mix) *workload {
-	r := newRand(m.seed)
-	w := &workload{t0: time.Now().UnixNano()}
-	total := m.t1 + m.t2 + m.volc + m.zego
-	cut := []float64{m.t1 / total, (m.t1 + m.t2) / total, (m.t1 + m.t2 + m.volc) / total}
-	var evs []planned
-	for a := 0; a < m.accounts; a++ {
-		x := float64(a) / float64(m.accounts)
-		app := appZego
-		switch {
-		case x < cut[0]:
-			app = appT1
-		case x < cut[1]:
-			app = appT2
-		case x < cut[2]:
-			app = appVolc
-		}
-		from, friendIDs := accountIDs(app, a)
-		nf := 1 + r.intn(2)
-		if app == appZego && r.intn(5) != 0 {
-			nf = 1
-		}
-		for f := 0; f < nf; f++ {
-			to := friendIDs(f)
-			for u, n := 0, 1+r.intn(3); u < n; u++ {
-				ev := event.Event{App: app, From: from, To: to}
-				fillFields(r, &ev, len(evs))
-				p := planned{ev: ev, lane: event.LaneLive}
-				switch k := r.intn(10); {
-				case k == 0: // backfill: bulk lane, ts one to two hours old
-					p.lane = event.LaneBulk
-					p.ev.TS = w.t0 - 2*int64(time.Hour) + int64(r.intn(3_600_000))*int64(time.Millisecond)
-				case k == 1: // live with an explicit ts a minute or so old
-					p.ev.TS = w.t0 - int64(time.Minute) - int64(r.intn(60_000))*int64(time.Millisecond)
-				}
-				evs = append(evs, p)
-			}
-		}
-	}
-	// Unique explicit ts (ties would be decided by stream sequence, which
-	// the expected-state computation below does not model).
-	seen := map[int64]bool{}
-	for i := range evs {
-		for evs[i].ev.TS != 0 && seen[evs[i].ev.TS] {
-			evs[i].ev.TS--
-		}
-		seen[evs[i].ev.TS] = true
-	}
-	r.shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
-	w.events = evs
-	return w
-}
-
-// accountIDs returns the account id of account a of app and its friends'
-// ids, within each vendor's id rules.
-func accountIDs(app string, a int) (string, func(int) string) {
-	switch app {
-	case appVolc:
-		from := 10_000_000 + a
-		return strconv.Itoa(from), func(f int) string { return strconv.Itoa(20_000_000 + a*4 + f) }
-	case appZego:
-		return "z" + strconv.Itoa(a), func(f int) string { return "zf" + strconv.Itoa(a) + "_" + strconv.Itoa(f) }
-	default:
-		return "u" + strconv.Itoa(a), func(f int) string { return "f" + strconv.Itoa(a) + "_" + strconv.Itoa(f) }
-	}
-}
-
-// fillFields sets at least one field of ev with values unique to n.
-func fillFields(r *rnd, ev *event.Event, n int) {
-	v := strconv.Itoa(n)
-	vendor := appVendor[ev.App].vendor
-	attrKeys := map[event.Vendor][]string{
-		event.Tencent: {"Level", "City"},
-		event.Volc:    {"level", "city"},
-		event.Zego:    {"k0", "k1", "k2"},
-	}[vendor]
-	for ev.Remark == nil && ev.Groups == nil && len(ev.Attrs) == 0 {
-		if r.intn(10) < 6 {
-			s := "r" + v
-			if r.intn(10) == 0 {
-				s = "" // clear
-			}
-			ev.Remark = &s
-		}
-		if vendor == event.Tencent && r.intn(10) < 3 {
-			gs := []string{}
-			if r.intn(7) != 0 { // else clear
-				for g, k := 0, 1+r.intn(2); g < k; g++ {
-					gs = append(gs, "g"+strconv.Itoa(r.intn(5))+"_"+v)
-				}
-			}
-			ev.Groups = &gs
-		}
-		if r.intn(10) < 4 {
-			ev.Attrs = map[string]string{}
-			for k, kk := 0, 1+r.intn(2); k < kk; k++ {
-				val := "a" + v
-				if r.intn(7) == 0 {
-					val = "" // delete
-				}
-				ev.Attrs[attrKeys[r.intn(len(attrKeys))]] = val
-			}
-		}
-	}
-}
-
-// version is the order the worker must apply the workload's writes in:
-// the explicit ts, else (publish time, hence) t0 + publish index.
-func (w *workload) version(i int) int64 {
-	if ts := w.events[i].ev.TS; ts != 0 {
-		return ts
-	}
-	return w.t0 + int64(i) + 1
-}
-
-// expected applies every event in version order, field by field, with the
-// simulator's semantics ("" clears a remark, [] clears groups, an
-// attribute "" deletes it).
-func (w *workload) expected() map[friendKey]vendorsim.Friend {
-	order := make([]int, len(w.events))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		va, vb := w.version(a), w.version(b)
-		switch {
-		case va < vb:
-			return -1
-		case va > vb:
-			return 1
-		}
-		return 0
-	})
-	out := map[friendKey]vendorsim.Friend{}
-	for _, i := range order {
-		ev := &w.events[i].ev
-		k := friendKey{ev.App, ev.From, ev.To}
-		f := out[k]
-		if ev.Remark != nil {
-			f.Remark = *ev.Remark
-		}
-		if ev.Groups != nil {
-			f.Groups = slices.Clone(*ev.Groups)
-			if len(f.Groups) == 0 {
-				f.Groups = nil
-			}
-		}
-		for ak, av := range ev.Attrs {
-			if av == "" {
-				delete(f.Attrs, ak)
-				continue
-			}
-			if f.Attrs == nil {
-				f.Attrs = map[string]string{}
-			}
-			f.Attrs[ak] = av
-		}
-		if len(f.Attrs) == 0 {
-			f.Attrs = nil
-		}
-		out[k] = f
-	}
-	return out
-}
-
-// accounts counts the workload's distinct (app, from).
-func (w *workload) accounts() int {
-	seen := map[jobs.Key]bool{}
-	for _, p := range w.events {
-		seen[jobs.Key{App: p.ev.App, From: p.ev.From}] = true
-	}
-	return len(seen)
-}
-
-// rnd is a small deterministic generator (splitmix64).
-type rnd struct{ s uint64 }
-
-func newRand(seed uint64) *rnd { return &rnd{s: seed} }
-
-func (r *rnd) next() uint64 {
-	r.s += 0x9e3779b97f4a7c15
-	z := r.s
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-func (r *rnd) intn(n int) int { return int(r.next() % uint64(n)) }
-
-func (r *rnd) shuffle(n int, swap func(i, j int)) {
-	for i := n - 1; i > 0; i-- {
-		swap(i, r.intn(i+1))
-	}
+	return &workload{Workload: prooftest.NewWorkload(prooftest.NewSplitMix(m.seed), prooftest.Mix{
+		Accounts: m.accounts,
+		Apps:     apps,
+		Shares:   []float64{m.t1, m.t2, m.volc, m.zego},
+		Versions: prooftest.MostlyPublishTime,
+	})}
 }
 
 // ---- publishing ----
@@ -829,11 +601,12 @@ func (c *cluster) publishAll(w *workload) time.Duration {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	c.published = w
 	p := c.producer(ctx)
 	start := time.Now()
-	for i := range w.events {
-		ev := w.events[i].ev
-		if _, err := p.PublishAsync(&ev, producer.WithLane(w.events[i].lane)); err != nil {
+	for i := range w.Events {
+		ev := w.Events[i].Ev
+		if _, err := p.PublishAsync(&ev, producer.WithLane(w.Events[i].Lane)); err != nil {
 			c.t.Fatalf("publish event %d: %v", i, err)
 		}
 	}
@@ -848,16 +621,19 @@ func (c *cluster) publishAll(w *workload) time.Duration {
 // spread over about d. It stops early when ctx ends and returns how many
 // events were published.
 func (c *cluster) publishPaced(ctx context.Context, w *workload, d time.Duration) (int, error) {
+	c.published = w
+	w.acks = make([]pubRecord, len(w.Events))
 	p := c.producer(ctx)
 	start := time.Now()
-	per := d / time.Duration(max(1, len(w.events)))
+	per := d / time.Duration(max(1, len(w.Events)))
 	const chunk = 50
-	for i := 0; i < len(w.events); i += chunk {
-		for j := i; j < min(i+chunk, len(w.events)); j++ {
-			ev := &w.events[j].ev
-			for {
-				_, err := p.Publish(ctx, ev, producer.WithLane(w.events[j].lane))
+	for i := 0; i < len(w.Events); i += chunk {
+		for j := i; j < min(i+chunk, len(w.Events)); j++ {
+			ev := &w.Events[j].Ev
+			for attempt := 1; ; attempt++ {
+				ack, err := p.Publish(ctx, ev, producer.WithLane(w.Events[j].Lane))
 				if err == nil {
+					w.record(j, ack, attempt)
 					break
 				}
 				if ctx.Err() != nil {
@@ -866,7 +642,7 @@ func (c *cluster) publishPaced(ctx context.Context, w *workload, d time.Duration
 				time.Sleep(100 * time.Millisecond) // NATS away: retry, same id
 			}
 		}
-		if wait := time.Until(start.Add(per * time.Duration(min(i+chunk, len(w.events))))); wait > 0 {
+		if wait := time.Until(start.Add(per * time.Duration(min(i+chunk, len(w.Events))))); wait > 0 {
 			select {
 			case <-ctx.Done():
 				return i + chunk, ctx.Err()
@@ -874,7 +650,7 @@ func (c *cluster) publishPaced(ctx context.Context, w *workload, d time.Duration
 			}
 		}
 	}
-	return len(w.events), nil
+	return len(w.Events), nil
 }
 
 // ---- observing ----
@@ -882,60 +658,13 @@ func (c *cluster) publishPaced(ctx context.Context, w *workload, d time.Duration
 // pending sums the unprocessed and unacknowledged messages of every
 // consumer; -1 when a consumer cannot be read.
 func (c *cluster) pending(ctx context.Context) int {
-	n := 0
-	for p := 0; p < partitions; p++ {
-		for _, lane := range []event.Lane{event.LaneLive, event.LaneBulk} {
-			cons, err := c.js.Consumer(ctx, c.layout.Stream(), jobs.ConsumerName(lane, p))
-			if err != nil {
-				return -1
-			}
-			info, err := cons.Info(ctx)
-			if err != nil {
-				return -1
-			}
-			n += int(info.NumPending) + info.NumAckPending
-		}
-	}
-	return n
+	return prooftest.Pending(ctx, c.js, c.layout, partitions)
 }
 
 // diff compares the simulator's state with want and returns the number of
 // mismatching friends and up to 5 examples.
 func (c *cluster) diff(want map[friendKey]vendorsim.Friend) (int, []string) {
-	bad := 0
-	var ex []string
-	for k, f := range want {
-		av := appVendor[k.app]
-		got, ok := c.sim.Friend(av.vendor, av.id, k.from, k.to)
-		if ok && sameFriend(got, f) {
-			continue
-		}
-		bad++
-		if len(ex) < 5 {
-			ex = append(ex, fmt.Sprintf("%s/%s→%s: got %+v (stored %t), want %+v", k.app, k.from, k.to,
-				brief(got), ok, brief(f)))
-		}
-	}
-	return bad, ex
-}
-
-func brief(f vendorsim.Friend) string {
-	return fmt.Sprintf("{remark %q groups %q attrs %v}", f.Remark, f.Groups, f.Attrs)
-}
-
-func sameFriend(a, b vendorsim.Friend) bool {
-	if a.Remark != b.Remark || len(a.Groups) != len(b.Groups) || len(a.Attrs) != len(b.Attrs) {
-		return false
-	}
-	if !slices.Equal(a.Groups, b.Groups) {
-		return false
-	}
-	for k, v := range a.Attrs {
-		if bv, ok := b.Attrs[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
+	return prooftest.Diff(c.sim, apps, want)
 }
 
 // waitApplied waits until the simulator holds want and no consumer has
@@ -953,8 +682,11 @@ func (c *cluster) waitApplied(want map[friendKey]vendorsim.Friend, timeout time.
 			return time.Since(start)
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("not applied after %s: %d of %d friends differ, %d messages pending; e.g.\n  %s",
+			c.t.Errorf("not applied after %s: %d of %d friends differ, %d messages pending; e.g.\n  %s",
 				timeout, bad, len(want), pend, strings.Join(ex, "\n  "))
+			c.checkVendorInvariants()
+			c.diagnose(want, 3)
+			c.t.FailNow()
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -972,23 +704,12 @@ func (c *cluster) deadLetters() []deadLetter {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := c.js.Stream(ctx, jobs.DLQStream(c.layout))
+	ms, err := prooftest.ReadDLQ(ctx, c.js, c.layout)
 	if err != nil {
-		c.t.Fatalf("dlq stream: %v", err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		c.t.Fatalf("dlq stream info: %v", err)
+		c.t.Fatalf("dlq: %v", err)
 	}
 	var out []deadLetter
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			continue // deleted
-		}
+	for _, m := range ms {
 		out = append(out, deadLetter{subject: m.Subject, header: m.Header, data: m.Data})
 	}
 	return out
@@ -1014,93 +735,19 @@ func describeDLQ(dls []deadLetter) string {
 // any budget's limit. It logs the figures.
 func (c *cluster) checkVendorInvariants() {
 	c.t.Helper()
-	cs := c.sim.Counters()
-	for _, v := range []event.Vendor{event.Tencent, event.Volc, event.Zego} {
-		vc := cs.Vendor(v)
-		c.t.Logf("%s: calls %d, items %d, applied %d, item failures %d, overlaps %d, conflicts %d, throttles %d, faults %d; answers %v",
-			v, vc.Calls, vc.Items, vc.Applied, vc.ItemFailures, vc.Overlaps, vc.Conflicts, vc.Throttles, vc.Faults, vc.Codes)
-		if vc.Overlaps != 0 {
-			c.t.Errorf("%s: %d overlapping writes for one account (two calls in flight)", v, vc.Overlaps)
-		}
-		if vc.Conflicts != 0 {
-			c.t.Errorf("%s: %d write conflicts", v, vc.Conflicts)
-		}
-		names := make([]string, 0, len(vc.Budgets))
-		for n := range vc.Budgets {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			b := vc.Budgets[n]
-			c.t.Logf("  budget %s: limit %d, calls %d, max calls in any 1s window %d, over-budget arrivals %d, throttled %d",
-				maskBudget(n), b.Limit, b.Calls, b.MaxWindow, b.OverBudgetWindows, b.Throttled)
-			if b.Limit > 0 && (b.MaxWindow > b.Limit || b.OverBudgetWindows > 0) {
-				c.t.Errorf("budget %s: %d calls in one 1-second window, limit %d (%d arrivals over budget); calls per second: %v",
-					maskBudget(n), b.MaxWindow, b.Limit, b.OverBudgetWindows, b.PerSecond)
-			}
-			if b.Saturated {
-				c.t.Errorf("budget %s: window ring saturated, MaxWindow is only a lower bound", maskBudget(n))
-			}
-		}
-	}
-}
-
-// maskBudget shortens the Volcengine budget name (it holds the access key).
-func maskBudget(n string) string {
-	if strings.HasPrefix(n, "volc:") && len(n) > 11 {
-		return n[:11] + "…"
-	}
-	return n
+	prooftest.CheckVendorInvariants(c.t, c.sim.Counters(), false)
 }
 
 // leaseOwners reads the owner (worker id) of every partition's lease key.
 func (c *cluster) leaseOwners(ctx context.Context) (map[int]string, error) {
-	kv, err := c.js.KeyValue(ctx, jobs.LeaseBucket(c.layout))
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]string{}
-	for p := 0; p < partitions; p++ {
-		e, err := kv.Get(ctx, lease.PartitionKey(p))
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		owner, _, _ := strings.Cut(string(e.Value()), "/")
-		out[p] = owner
-	}
-	return out, nil
+	return prooftest.LeaseOwners(ctx, c.js, c.layout, partitions)
 }
 
 // waitOwned waits until every partition has a lease and each worker in
 // ids owns at least one.
 func (c *cluster) waitOwned(ids []string, timeout time.Duration) map[int]string {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		owners, err := c.leaseOwners(ctx)
-		cancel()
-		if err == nil && len(owners) == partitions {
-			per := map[string]int{}
-			for _, o := range owners {
-				per[o]++
-			}
-			ok := true
-			for _, id := range ids {
-				ok = ok && per[id] > 0
-			}
-			if ok {
-				return owners
-			}
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("leases not spread over %v after %s: %v (err %v)", ids, timeout, owners, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return prooftest.WaitOwned(c.t, c.js, c.layout, partitions, ids, timeout)
 }
 
 // stallMonitor measures how late a 10 ms ticker fires in this process: a
@@ -1148,86 +795,13 @@ func startStallMonitor(t *testing.T) *stallMonitor {
 	return m
 }
 
-// outageProxy forwards TCP to a backend; while down it closes every
-// connection and refuses new ones, so clients see the backend gone while
-// the backend keeps its data (a network outage, or a restart of a Redis
-// that persists).
-type outageProxy struct {
-	Addr    string
-	backend string
-	ln      net.Listener
-	mu      sync.Mutex
-	down    bool
-	conns   map[net.Conn]bool
-}
-
-func startOutageProxy(t *testing.T, backend string) *outageProxy {
+// startOutageProxy is a proxy to backend for outages, closed at cleanup.
+func startOutageProxy(t *testing.T, backend string) *prooftest.OutageProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := prooftest.StartOutageProxy(backend)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &outageProxy{Addr: ln.Addr().String(), backend: backend, ln: ln, conns: map[net.Conn]bool{}}
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.setDown(true)
-	})
+	t.Cleanup(p.Close)
 	return p
-}
-
-func (p *outageProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.mu.Unlock()
-		go p.pipe(c)
-	}
-}
-
-func (p *outageProxy) pipe(c net.Conn) {
-	b, err := net.DialTimeout("tcp", p.backend, time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.down {
-		p.mu.Unlock()
-		c.Close()
-		b.Close()
-		return
-	}
-	p.conns[c], p.conns[b] = true, true
-	p.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(b, c); done <- struct{}{} }()
-	go func() { io.Copy(c, b); done <- struct{}{} }()
-	<-done
-	c.Close()
-	b.Close()
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, b)
-	p.mu.Unlock()
-}
-
-// setDown starts (true) or ends (false) the outage.
-func (p *outageProxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for c := range p.conns {
-			c.Close()
-		}
-	}
 }

@@ -93,5 +93,9 @@ func registerPipelineMetrics(reg prometheus.Registerer, p *pipeline) {
 			Name: "friendsync_coalesce_inflight_accounts",
 			Help: "Accounts with a batch in flight (at most one each).",
 		}, func() float64 { return float64(p.stats().InFlight) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "friendsync_coalesce_holding_accounts",
+			Help: "Accounts whose batch is due but held while their partition's intake still hands over a backlog.",
+		}, func() float64 { return float64(p.stats().Holding) }),
 	)
 }

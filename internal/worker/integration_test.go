@@ -40,12 +40,12 @@ func TestProofMixedWorkload(t *testing.T) {
 		}
 	}
 	w := newWorkload(mix{accounts: accounts, t1: 0.25, t2: 0.25, volc: 0.48, zego: 0.02, seed: 1})
-	want := w.expected()
+	want := w.Expected()
 	lanes := map[event.Lane]int{}
 	withTS := 0
-	for _, p := range w.events {
-		lanes[p.lane]++
-		if p.ev.TS != 0 {
+	for _, p := range w.Events {
+		lanes[p.Lane]++
+		if p.Ev.TS != 0 {
 			withTS++
 		}
 	}
@@ -92,7 +92,7 @@ func TestProofMixedWorkload(t *testing.T) {
 	t.Logf("rate limiter: %.0f tokens granted, %.0f Redis errors/timeouts; peak accounts with a batch in flight (all workers): %.0f",
 		granted, rlErrors, <-sampled)
 	t.Logf("workload: %d events (%d live, %d bulk backfill; %d with explicit ts), %d accounts, %d friends; published in %s; applied and drained %s after the first publish (waited %s after the last ack)",
-		len(w.events), lanes[event.LaneLive], lanes[event.LaneBulk], withTS, w.accounts(), len(want),
+		len(w.Events), lanes[event.LaneLive], lanes[event.LaneBulk], withTS, w.Accounts(), len(want),
 		pub.Round(time.Millisecond), total.Round(time.Millisecond), took.Round(time.Millisecond))
 
 	c.checkVendorInvariants()
@@ -155,8 +155,8 @@ func TestProofPoison(t *testing.T) {
 	publish(event.Event{To: "f4", Remark: event.Ptr("another friend")})
 
 	want := map[friendKey]vendorsim.Friend{
-		{appT1, from, "f1"}: {Remark: "hello", Groups: []string{"g1", "g2"}, Attrs: map[string]string{"Level": "7"}},
-		{appT1, from, "f4"}: {Remark: "another friend"},
+		{App: appT1, From: from, To: "f1"}: {Remark: "hello", Groups: []string{"g1", "g2"}, Attrs: map[string]string{"Level": "7"}},
+		{App: appT1, From: from, To: "f4"}: {Remark: "another friend"},
 	}
 	c.waitApplied(want, time.Minute)
 

@@ -27,7 +27,7 @@ func (c *cluster) publishInBackground(w *workload, d time.Duration) <-chan error
 	go func() {
 		defer cancel()
 		n, err := c.publishPaced(ctx, w, d)
-		if err == nil && n != len(w.events) {
+		if err == nil && n != len(w.Events) {
 			err = context.DeadlineExceeded
 		}
 		done <- err
@@ -100,7 +100,7 @@ func (c *cluster) waitMoved(parts []int, dead string, since time.Time, timeout t
 func TestProofKill9(t *testing.T) {
 	c := newCluster(t, clusterOpts{sim: simLatency})
 	w := newWorkload(mix{accounts: 3000, t1: 0.3, t2: 0.3, volc: 0.37, zego: 0.03, seed: 2})
-	want := w.expected()
+	want := w.Expected()
 	ids := []string{"k1", "k2", "k3"}
 	var procs []*proc
 	for _, id := range ids {
@@ -138,7 +138,7 @@ func TestProofKill9(t *testing.T) {
 	}
 	took := c.waitApplied(want, 3*time.Minute)
 	t.Logf("workload: %d events, %d accounts, %d friends; %d kills (worst takeover %s); applied and drained %s after the first publish (%s after the last)",
-		len(w.events), w.accounts(), len(want), kills, worst.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), took.Round(time.Millisecond))
+		len(w.Events), w.Accounts(), len(want), kills, worst.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), took.Round(time.Millisecond))
 	c.checkVendorInvariants()
 	if dls := c.deadLetters(); len(dls) > 0 {
 		t.Errorf("%d dead letters, want none:\n%s", len(dls), describeDLQ(dls))

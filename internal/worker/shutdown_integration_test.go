@@ -18,7 +18,7 @@ import (
 func TestProofGracefulShutdown(t *testing.T) {
 	c := newCluster(t, clusterOpts{sim: simLatency})
 	w := newWorkload(mix{accounts: 2000, t1: 0.3, t2: 0.3, volc: 0.37, zego: 0.03, seed: 5})
-	want := w.expected()
+	want := w.Expected()
 	victim, survivor := c.startProc("g1"), c.startProc("g2")
 	c.waitOwned([]string{victim.id, survivor.id}, 30*time.Second)
 
@@ -49,7 +49,7 @@ func TestProofGracefulShutdown(t *testing.T) {
 	}
 	applied := c.waitApplied(want, 3*time.Minute)
 	t.Logf("workload: %d events, %d accounts, %d friends; applied and drained %s after the first publish (%s after the last)",
-		len(w.events), w.accounts(), len(want), time.Since(start).Round(time.Millisecond), applied.Round(time.Millisecond))
+		len(w.Events), w.Accounts(), len(want), time.Since(start).Round(time.Millisecond), applied.Round(time.Millisecond))
 	c.checkVendorInvariants()
 	if dls := c.deadLetters(); len(dls) > 0 {
 		t.Errorf("%d dead letters, want none:\n%s", len(dls), describeDLQ(dls))

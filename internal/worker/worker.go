@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -124,9 +125,7 @@ func Run(ctx context.Context, cfg config.Config, deps Deps) error {
 
 	// Stream, consumers' settings, partition count.
 	qcfg := queueConfig(cfg, deps.Queue)
-	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
-	topo, err := queue.Ensure(setupCtx, js, qcfg)
-	cancelSetup()
+	topo, err := ensureTopology(ctx, js, qcfg, logger)
 	if err != nil {
 		return err
 	}
@@ -220,22 +219,17 @@ func Run(ctx context.Context, cfg config.Config, deps Deps) error {
 		return err
 	}
 
-	pipe := &pipeline{
-		coalescers:     map[string]*coalesce.Coalescer[jobs.Key, *jobs.Envelope]{},
-		deliverer:      deliverer,
-		holdAfterRetry: 2 * time.Second,
-	}
+	pipe := newPipeline(deliverer, topo.Partitions, laneWindows(qcfg), quietAfter(qcfg), 2*time.Second)
 	for name, p := range cfg.Profiles {
-		c, err := coalesce.New(coalesce.Config{
+		if err := pipe.addApp(name, coalesce.Config{
 			Grace:       time.Duration(cfg.Grace),
 			MaxDelay:    time.Duration(cfg.MaxDelay),
 			MaxSize:     batchCap(p),
 			MaxBuffered: cfg.MaxBuffered,
-		}, pipe.flush)
-		if err != nil {
-			return fmt.Errorf("worker: app %q: %w", name, err)
+			MaxHold:     maxHold(cfg),
+		}); err != nil {
+			return err
 		}
-		pipe.coalescers[name] = c
 	}
 	registerPipelineMetrics(reg, pipe)
 
@@ -307,6 +301,35 @@ func Run(ctx context.Context, cfg config.Config, deps Deps) error {
 	return g.Wait()
 }
 
+// ensureTopology creates or verifies the streams and consumers. A worker
+// started with its cluster (JetStream not up yet: no responders, or 503
+// while a meta leader is elected) waits for it, retrying with backoff
+// until ctx ends; a conflict (settings, partition count) fails at once.
+func ensureTopology(ctx context.Context, js jetstream.JetStream, qcfg queue.Config, logger *slog.Logger) (queue.Topology, error) {
+	var lastErr error
+	attempt := 0
+	b := backoff.NewExponentialBackOff() // 250 ms doubling to 5 s, ±50 % jitter, until ctx ends
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 250*time.Millisecond, 5*time.Second, 0
+	topo, err := backoff.RetryNotifyWithData(func() (queue.Topology, error) {
+		attempt++
+		setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		topo, err := queue.Ensure(setupCtx, js, qcfg)
+		if err != nil && !queue.Transient(err) {
+			return topo, backoff.Permanent(err)
+		}
+		lastErr = err
+		return topo, err
+	}, backoff.WithContext(b, ctx), func(err error, wait time.Duration) {
+		logger.Warn("jetstream not ready (starting, electing a leader, or not enabled on the server); retrying",
+			slog.Int("attempt", attempt), slog.Duration("wait", wait), slog.Any("error", err))
+	})
+	if err != nil && ctx.Err() != nil && lastErr != nil {
+		err = lastErr
+	}
+	return topo, err
+}
+
 // versionStore is what the worker needs of a version store: delivery's
 // interface plus cache and lifecycle hooks.
 type versionStore interface {
@@ -371,6 +394,10 @@ func connectNATS(url string, cfg config.Config, logger *slog.Logger) (*nats.Conn
 		nats.Name("friendsync-worker " + cfg.WorkerID),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
+		// A worker started before its NATS (a cluster coming up, a
+		// restart under a supervisor) keeps trying instead of exiting;
+		// ensureTopology waits for JetStream meanwhile.
+		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: our own Drain/Close
 				logger.Warn("nats disconnected", slog.Any("error", err))
@@ -390,6 +417,9 @@ func connectNATS(url string, cfg config.Config, logger *slog.Logger) (*nats.Conn
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("worker: connect nats: %w", err)
+	}
+	if !nc.IsConnected() {
+		logger.Warn("nats not reachable yet; connecting in the background")
 	}
 	return nc, nil
 }
