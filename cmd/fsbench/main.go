@@ -4,6 +4,7 @@
 //	go run ./cmd/fsbench            # full run, several minutes
 //	go run ./cmd/fsbench -quick     # reduced run, about two minutes
 //	go run ./cmd/fsbench -only budget,latency
+//	go run ./cmd/fsbench -only throughput -cpuprofile tput.pprof
 //
 // It needs NATS with JetStream and Redis (default: the machine's, on
 // 127.0.0.1) and, for the memory and micro-benchmark measurements, the Go
@@ -46,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		opts      bench.Options
 		only, out string
 		workerLog string
+		cpuProf   string
 		verbose   bool
 	)
 	fs.BoolVar(&opts.Quick, "quick", false, "reduced run (about two minutes; memory backlog 100k events)")
@@ -55,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	fs.StringVar(&opts.WorkerBin, "worker-bin", "", "built cmd/worker for the memory measurement (default: go build)")
 	fs.StringVar(&out, "o", "", "write the report to this file instead of stdout")
 	fs.StringVar(&workerLog, "worker-log", "", "append the in-process workers' warnings to this file")
+	fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the friendsync phase of the throughput measurement to this file")
 	fs.BoolVar(&verbose, "v", false, "debug progress")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,6 +85,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		}
 		defer f.Close()
 		opts.WorkerLogs = f
+	}
+	if cpuProf != "" {
+		f, err := os.Create(cpuProf)
+		if err != nil {
+			return 2, err
+		}
+		defer f.Close()
+		opts.CPUProfile = f
 	}
 	rep, err := bench.Run(ctx, opts)
 	if err != nil {

@@ -55,6 +55,10 @@ type Options struct {
 	// WorkerLogs receives the in-process workers' logs at warn level and
 	// above; nil discards.
 	WorkerLogs io.Writer
+	// CPUProfile, if set, receives a CPU profile (runtime/pprof) of this
+	// process during the friendsync phase of the throughput measurement:
+	// the worker and the publisher, without the raw baselines.
+	CPUProfile io.Writer
 }
 
 func (o Options) withDefaults() Options {

@@ -185,6 +185,7 @@ type deployment struct {
 	partitions int
 	workers    []*inproc
 	regs       []*prometheus.Registry // the workers' metrics
+	queue      queue.Config           // deployOpts.queue
 }
 
 type deployOpts struct {
@@ -192,8 +193,11 @@ type deployOpts struct {
 	// limits, WriteTime 5 ms).
 	sim func(*vendorsim.Config)
 	// budgets overrides an app's limiter budget (default: the worker's
-	// defaults, Tencent 180 + 20, ZEGO 18 + 2 per API).
+	// defaults, Tencent 180 + 10, ZEGO 17 + 2 per API).
 	budgets map[string]config.BudgetConfig
+	// queue overrides queue settings of the workers (worker.Deps.Queue);
+	// zero fields keep the production defaults.
+	queue queue.Config
 }
 
 func simConfig(mutate func(*vendorsim.Config)) vendorsim.Config {
@@ -235,7 +239,7 @@ func (e *env) deploy(kind string, o deployOpts) (*deployment, error) {
 		return nil, fmt.Errorf("bench: simulator: %w", err)
 	}
 	d := &deployment{e: e, name: name, layout: event.Layout{Base: name}, prefix: name + ":", sim: sim,
-		profiles: benchProfiles(inProcessBase, o.budgets), partitions: event.DefaultPartitions}
+		profiles: benchProfiles(inProcessBase, o.budgets), partitions: event.DefaultPartitions, queue: o.queue}
 	if err := d.profiles.Validate(); err != nil {
 		return nil, err
 	}
@@ -265,7 +269,8 @@ func (d *deployment) config(id string) config.Config {
 func (d *deployment) ensure(ctx context.Context) error {
 	cfg := d.config("ensure")
 	_, err := queue.Ensure(ctx, d.e.js, queue.Config{Layout: d.layout, Partitions: cfg.Partitions,
-		Replicas: cfg.Replicas, AckWait: time.Duration(cfg.AckWait), MaxDeliver: cfg.MaxDeliver})
+		Replicas: cfg.Replicas, AckWait: time.Duration(cfg.AckWait), MaxDeliver: cfg.MaxDeliver,
+		MaxAckPendingLive: d.queue.MaxAckPendingLive, MaxAckPendingBulk: d.queue.MaxAckPendingBulk})
 	return err
 }
 
@@ -291,7 +296,7 @@ func (d *deployment) start(ctx context.Context, n int, tr func(i int) http.Round
 		reg := prometheus.NewRegistry()
 		d.regs = append(d.regs, reg)
 		deps := worker.Deps{Logger: d.e.wlog.With(slog.String("w", id), slog.String("deployment", d.name)),
-			Registry: reg, VendorTransport: t, Ready: ready}
+			Registry: reg, VendorTransport: t, Ready: ready, Queue: d.queue}
 		go func() { w.done <- worker.Run(wctx, d.config(id), deps) }()
 		select {
 		case <-ready:
