@@ -158,12 +158,9 @@ func trimEOL(b []byte) []byte {
 	return bytes.TrimSuffix(b, []byte("\r"))
 }
 
-// parseNDJSON decodes one line: the common shape on a fast path, anything
-// else with the contract's strict decoder.
+// parseNDJSON decodes one line with the contract's decoder (which takes
+// a fast path for the common shape).
 func parseNDJSON(line []byte) (event.Event, error) {
-	if ev, ok := decodeFast(line); ok {
-		return ev, nil
-	}
 	return event.Decode(line)
 }
 

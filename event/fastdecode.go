@@ -1,19 +1,15 @@
-package enqueue
+package event
 
-import (
-	"strconv"
+import "strconv"
 
-	"github.com/friendsync/friendsync/event"
-)
-
-// decodeFast parses the common shape of an event line several times faster
-// than event.Decode: lowercase keys of the contract, each at most once,
-// ASCII strings without escapes, integers without fraction or exponent.
-// Anything else (including every malformed line) returns ok=false, and the
-// caller uses event.Decode, which stays the definition of the contract.
-// FuzzDecodeFast checks that whenever ok is true, event.Decode accepts the
-// line and returns the same event.
-func decodeFast(b []byte) (ev event.Event, ok bool) {
+// decodeFast parses the common shape of an event several times faster than
+// encoding/json: lowercase keys of the contract, each at most once, ASCII
+// strings without escapes, integers without fraction or exponent. Anything
+// else (including every malformed input) returns ok=false, and Decode uses
+// decodeJSON, which stays the definition of the contract. FuzzDecodeFast
+// checks that whenever ok is true, decodeJSON accepts the input and
+// returns the same event.
+func decodeFast(b []byte) (ev Event, ok bool) {
 	p := fastParser{b: b}
 	p.ws()
 	if !p.eat('{') {
