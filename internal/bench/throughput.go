@@ -45,8 +45,11 @@ asynchronously (%d in flight) while one in-process worker consumes them through 
 write time; the clock runs from the first publish until the consumers' acks of every event have been seen on the
 $JS.ACK subjects. The raw baseline publishes the same payloads (same Nats-Msg-Id headers, same number in flight) to a
 plain work-queue stream with the same storage, consumed by one pull consumer (Consume) that acks each message, timed
-the same way; it runs before and after ours and the ratio uses their mean. The worker's limiter still holds Tencent
-at 180 calls/s + 10, so every call must carry a large batch.`, n, accounts, publishPending)
+the same way; it runs before and after ours and the ratio uses their mean. Two more baselines, run next to it, locate
+the gap: the same plain consumers (Consume, ack each) on friendsync's layout (one stream, a filtered consumer per
+partition and lane, each message on its partition's live subject) and on a stream per partition (live and bulk
+subjects, the same two consumers each). The worker's limiter still holds Tencent at 180 calls/s + 10, so every call
+must carry a large batch.`, n, accounts, publishPending)
 	d, err := e.deploy("tput", deployOpts{sim: func(c *vendorsim.Config) {
 		c.TencentQPS, c.ZegoQPS, c.VolcQPS, c.WriteTime = -1, -1, 0, -1
 	}})
@@ -68,26 +71,56 @@ at 180 calls/s + 10, so every call must carry a large batch.`, n, accounts, publ
 			return err
 		}
 	}
+	// The baselines: plain (one stream, one consumer: the target's
+	// denominator); friendsync's layout (one stream, a filtered consumer
+	// per partition and lane); one stream per partition (the same
+	// consumers, each on its own stream). Each message keeps its partition.
 	rawStream := d.layout.Stream() + "_RAW"
-	rawMsgs := make([]*nats.Msg, n)
+	plain := rawPlain(rawStream, d.name+".raw.>")
+	layout := rawLayout{streams: []rawStreamSpec{{name: rawStream + "_L", subjects: []string{d.name + ".lay.>"}}}}
+	var perPart rawLayout
+	for p := range d.partitions {
+		ps := strconv.Itoa(p)
+		layout.streams[0].filters = append(layout.streams[0].filters, d.name+".lay.live."+ps, d.name+".lay.bulk."+ps)
+		perPart.streams = append(perPart.streams, rawStreamSpec{name: rawStream + "_P" + ps,
+			subjects: []string{d.name + ".ps." + ps + ".live", d.name + ".ps." + ps + ".bulk"},
+			filters:  []string{d.name + ".ps." + ps + ".live", d.name + ".ps." + ps + ".bulk"}})
+	}
+	plainMsgs, layoutMsgs, perPartMsgs := make([]*nats.Msg, n), make([]*nats.Msg, n), make([]*nats.Msg, n)
 	for i, m := range msgs {
-		r := nats.NewMsg(d.name + ".raw." + strconv.Itoa(i%d.partitions))
-		r.Data = m.Data
-		r.Header.Set(jetstream.MsgIDHeader, m.Header.Get(jetstream.MsgIDHeader))
-		r.Header.Set(jetstream.ExpectedStreamHeader, rawStream)
-		rawMsgs[i] = r
+		_, part, ok := d.layout.ParseSubject(m.Subject)
+		if !ok {
+			return fmt.Errorf("bench: prepared subject %q is not the layout's", m.Subject)
+		}
+		ps := strconv.Itoa(part)
+		plainMsgs[i] = rawMsg(m, d.name+".raw."+ps, rawStream)
+		layoutMsgs[i] = rawMsg(m, d.name+".lay.live."+ps, rawStream+"_L")
+		perPartMsgs[i] = rawMsg(m, d.name+".ps."+ps+".live", rawStream+"_P"+ps)
 	}
 
 	var phases []phase
-	raw := func(label string) error {
-		ph, err := rawRun(ctx, e, rawStream, d.name+".raw.>", rawMsgs)
+	raw := func(label string, lay rawLayout, ms []*nats.Msg) (phase, error) {
+		ph, err := rawRun(ctx, e, lay, ms)
 		ph.name = label
 		if err == nil {
 			phases = append(phases, ph)
 		}
-		return err
+		return ph, err
 	}
-	if err := raw("raw JetStream (before)"); err != nil {
+	baselines := func(when string) ([3]phase, error) {
+		var out [3]phase
+		var err error
+		if out[0], err = raw("raw JetStream ("+when+")", plain, plainMsgs); err != nil {
+			return out, err
+		}
+		if out[1], err = raw("raw, friendsync's layout ("+when+")", layout, layoutMsgs); err != nil {
+			return out, err
+		}
+		out[2], err = raw("raw, a stream per partition ("+when+")", perPart, perPartMsgs)
+		return out, err
+	}
+	before, err := baselines("before")
+	if err != nil {
 		return err
 	}
 	if err := d.start(ctx, 1, nil); err != nil {
@@ -110,7 +143,8 @@ at 180 calls/s + 10, so every call must carry a large batch.`, n, accounts, publ
 	if err := d.stop(); err != nil {
 		return err
 	}
-	if err := raw("raw JetStream (after)"); err != nil {
+	after, err := baselines("after")
+	if err != nil {
 		return err
 	}
 
@@ -125,9 +159,11 @@ at 180 calls/s + 10, so every call must carry a large batch.`, n, accounts, publ
 		series.Rows = append(series.Rows, []string{ph.name, strings.Join(ph.series, " ")})
 	}
 	s.Tables = append(s.Tables, series)
-	rawRate := (phases[0].rate() + phases[2].rate()) / 2
-	ratio := ours.rate() / rawRate
+	mean := func(i int) float64 { return (before[i].rate() + after[i].rate()) / 2 }
+	ratio := ours.rate() / mean(0)
 	s.check("events/s ÷ raw JetStream publish + consume + ack", f3(ratio), fmt.Sprintf("≥ %.2f", throughputTarget), ratio >= throughputTarget, false)
+	s.Notes = append(s.Notes, fmt.Sprintf("Where the gap lies (means of before and after): the plain consumer on friendsync's layout (one stream, a filtered consumer per partition and lane: %d) reached %.3f of the plain rate, and friendsync %.3f of that layout's rate; with a stream per partition the plain consumers reached %.3f of the plain rate.",
+		2*d.partitions, mean(1)/mean(0), ours.rate()/mean(1), mean(2)/mean(0)))
 	cs := d.sim.Counters()
 	tc := cs.Tencent
 	s.check("events applied at the vendor", itoa(tc.Applied), fmt.Sprintf("≥ %d (all)", n), tc.Applied >= int64(n), true)
@@ -159,6 +195,9 @@ type ackCounter struct {
 	start time.Time
 	// perSlot counts first acks per ackSlot since start.
 	perSlot []int
+	// onAck, when set before the first ack, runs on every first ack (with
+	// the counter's lock held).
+	onAck func()
 }
 
 // ackSlot is the resolution of the ack time series.
@@ -192,6 +231,9 @@ func watchAcks(nc *nats.Conn, stream string, want int) (*ackCounter, *nats.Subsc
 			}
 			a.perSlot[slot]++
 		}
+		if a.onAck != nil {
+			a.onAck()
+		}
 		if len(a.seen) == a.want {
 			a.at = time.Now()
 			close(a.done)
@@ -214,15 +256,7 @@ func (a *ackCounter) begin(t time.Time) {
 }
 
 // series returns the acks per ackSlot, as events/s.
-func (a *ackCounter) series() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([]string, len(a.perSlot))
-	for i, n := range a.perSlot {
-		out[i] = fmt.Sprintf("%.0f", float64(n)/ackSlot.Seconds())
-	}
-	return out
-}
+func (a *ackCounter) series() []string { return mergeSeries([]*ackCounter{a}) }
 
 func (a *ackCounter) count() int {
 	a.mu.Lock()
@@ -301,9 +335,37 @@ func oursRun(ctx context.Context, e *env, d *deployment, msgs []*nats.Msg) (phas
 	return ph, nil
 }
 
-// rawRun is the baseline: a plain work-queue stream with one pull
-// consumer that acks every message, on its own connection.
-func rawRun(ctx context.Context, e *env, stream, subjects string, msgs []*nats.Msg) (phase, error) {
+// rawMsg copies m (data, Nats-Msg-Id) onto subject, expecting stream.
+func rawMsg(m *nats.Msg, subject, stream string) *nats.Msg {
+	r := nats.NewMsg(subject)
+	r.Data = m.Data
+	r.Header.Set(jetstream.MsgIDHeader, m.Header.Get(jetstream.MsgIDHeader))
+	r.Header.Set(jetstream.ExpectedStreamHeader, stream)
+	return r
+}
+
+// rawLayout is a baseline's JetStream layout: streams, each with the
+// filter subjects of its consumers ("" = one unfiltered consumer).
+type rawLayout struct {
+	streams []rawStreamSpec
+}
+
+type rawStreamSpec struct {
+	name     string
+	subjects []string
+	filters  []string
+}
+
+// rawPlain is the plain baseline: one work-queue stream, one consumer.
+func rawPlain(stream, subjects string) rawLayout {
+	return rawLayout{streams: []rawStreamSpec{{name: stream, subjects: []string{subjects}, filters: []string{""}}}}
+}
+
+// rawRun is a baseline: work-queue streams with the same limits as ours,
+// pull consumers (Consume, on their own connection) that ack every
+// message, timed like ours. msgs carry their subjects and
+// Expected-Stream headers for the layout.
+func rawRun(ctx context.Context, e *env, lay rawLayout, msgs []*nats.Msg) (phase, error) {
 	nc, err := nats.Connect(e.opts.NATSURL, nats.Name("fsbench-raw-consumer"))
 	if err != nil {
 		return phase{}, fmt.Errorf("bench: connect: %w", err)
@@ -313,44 +375,105 @@ func rawRun(ctx context.Context, e *env, stream, subjects string, msgs []*nats.M
 	if err != nil {
 		return phase{}, err
 	}
-	s, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subjects},
-		Retention: jetstream.WorkQueuePolicy, Discard: jetstream.DiscardNew, Duplicates: queue.DefaultDuplicates,
-		Storage: jetstream.FileStorage})
-	if err != nil {
-		return phase{}, fmt.Errorf("bench: create raw stream: %w", err)
-	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = e.js.DeleteStream(dctx, stream)
+		for _, rs := range lay.streams {
+			_ = e.js.DeleteStream(dctx, rs.name)
+		}
 	}()
-	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: queue.DefaultAckWait, MaxAckPending: queue.DefaultMaxAckPendingLive * event.DefaultPartitions}); err != nil {
-		return phase{}, fmt.Errorf("bench: create raw consumer: %w", err)
+	var acked atomic.Int64
+	var lastAt atomic.Value // time.Time of the last first ack
+	want := int64(len(msgs))
+	done := make(chan struct{})
+	var ccs []jetstream.ConsumeContext
+	defer func() {
+		for _, cc := range ccs {
+			cc.Stop()
+		}
+	}()
+	var subs []*nats.Subscription
+	defer func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
+	}()
+	var counters []*ackCounter
+	for _, rs := range lay.streams {
+		s, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: rs.name, Subjects: rs.subjects,
+			Retention: jetstream.WorkQueuePolicy, Discard: jetstream.DiscardNew, Duplicates: queue.DefaultDuplicates,
+			Storage: jetstream.FileStorage})
+		if err != nil {
+			return phase{}, fmt.Errorf("bench: create raw stream: %w", err)
+		}
+		for i, f := range rs.filters {
+			mapc := queue.DefaultMaxAckPendingLive
+			if f == "" {
+				mapc *= event.DefaultPartitions
+			}
+			durable := "raw" + strconv.Itoa(i)
+			if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: durable, FilterSubject: f,
+				AckPolicy: jetstream.AckExplicitPolicy, AckWait: queue.DefaultAckWait, MaxAckPending: mapc}); err != nil {
+				return phase{}, fmt.Errorf("bench: create raw consumer: %w", err)
+			}
+			cons, err := cjs.Consumer(ctx, rs.name, durable)
+			if err != nil {
+				return phase{}, err
+			}
+			cc, err := cons.Consume(func(m jetstream.Msg) { _ = m.Ack() })
+			if err != nil {
+				return phase{}, err
+			}
+			ccs = append(ccs, cc)
+		}
+		a, sub, err := watchAcks(e.nc, rs.name, -1)
+		if err != nil {
+			return phase{}, err
+		}
+		a.onAck = func() {
+			if acked.Add(1) == want {
+				lastAt.Store(time.Now())
+				close(done)
+			}
+		}
+		subs = append(subs, sub)
+		counters = append(counters, a)
 	}
-	cons, err := cjs.Consumer(ctx, stream, "raw")
-	if err != nil {
-		return phase{}, err
-	}
-	acks, sub, err := watchAcks(e.nc, stream, len(msgs))
-	if err != nil {
-		return phase{}, err
-	}
-	defer sub.Unsubscribe()
-	cc, err := cons.Consume(func(m jetstream.Msg) { _ = m.Ack() })
-	if err != nil {
-		return phase{}, err
-	}
-	defer cc.Stop()
 	cpu0, t0 := cpuTime(), time.Now()
-	acks.begin(t0)
+	for _, a := range counters {
+		a.begin(t0)
+	}
 	if err := publishAsync(ctx, e.nc, msgs); err != nil {
 		return phase{}, err
 	}
 	pub := time.Since(t0)
-	last, err := acks.wait(ctx, 5*time.Minute)
-	if err != nil {
-		return phase{}, err
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return phase{}, ctx.Err()
+	case <-time.After(5 * time.Minute):
+		return phase{}, fmt.Errorf("bench: %d of %d acks seen after 5m", acked.Load(), want)
 	}
-	return phase{events: len(msgs), published: pub, acked: last.Sub(t0), cpu: cpuTime() - cpu0, series: acks.series()}, nil
+	last := lastAt.Load().(time.Time)
+	return phase{events: len(msgs), published: pub, acked: last.Sub(t0), cpu: cpuTime() - cpu0, series: mergeSeries(counters)}, nil
+}
+
+// mergeSeries sums the acks per ackSlot of several counters, as events/s.
+func mergeSeries(cs []*ackCounter) []string {
+	var sum []int
+	for _, a := range cs {
+		a.mu.Lock()
+		for i, n := range a.perSlot {
+			for len(sum) <= i {
+				sum = append(sum, 0)
+			}
+			sum[i] += n
+		}
+		a.mu.Unlock()
+	}
+	out := make([]string, len(sum))
+	for i, n := range sum {
+		out[i] = fmt.Sprintf("%.0f", float64(n)/ackSlot.Seconds())
+	}
+	return out
 }
