@@ -2,13 +2,16 @@ package queue
 
 import (
 	"context"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/friendsync/friendsync/event"
 	"github.com/friendsync/friendsync/internal/jobs"
 	"github.com/friendsync/friendsync/internal/testenv"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -344,4 +347,57 @@ func TestNewConsumerRejects(t *testing.T) {
 	if err := c.StartPartition(t.Context(), 2); err == nil {
 		t.Fatal("StartPartition(2) of 2 partitions was accepted")
 	}
+}
+
+// TestEmptyBulkNotPulledEveryRound: while live delivers a backlog and the
+// bulk lane is empty, the intake asks bulk again only every bulkRecheck,
+// not once per round (each empty pull costs the server a request, a
+// reply and an inbox); bulk is still asked.
+func TestEmptyBulkNotPulledEveryRound(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, js jetstream.JetStream) {
+		l := testLayout(t, js)
+		cfg := testConfig(l)
+		topo := ensure(t, js, cfg)
+		const n = 3000
+		ev := newEvent(t, "x", 0, topo.Partitions)
+		data, err := event.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subj := l.SubjectFor(ev, event.LaneLive, topo.Partitions)
+		for i := range n {
+			publishRaw(t, js, subj, "bk"+strconv.Itoa(i), data)
+		}
+		var live, bulk atomic.Int64
+		nc := js.Conn()
+		next := "$JS.API.CONSUMER.MSG.NEXT." + l.Stream() + "."
+		for _, c := range []struct {
+			lane event.Lane
+			n    *atomic.Int64
+		}{{event.LaneLive, &live}, {event.LaneBulk, &bulk}} {
+			sub, err := nc.Subscribe(next+jobs.ConsumerName(c.lane, 0), func(*nats.Msg) { c.n.Add(1) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Unsubscribe() })
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		h := HandlerFunc(func(_ context.Context, env *jobs.Envelope) error {
+			go env.Settle(jobs.Outcome{Kind: jobs.Applied})
+			return nil
+		})
+		startConsumer(t, js, cfg, topo, "w-bulk-recheck", nil, h, true, nil, 0)
+		eventually(t, 60*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		lv, bk := live.Load(), bulk.Load()
+		t.Logf("pull requests while draining %d live messages: live %d, bulk %d", n, lv, bk)
+		if lv < int64(n/cfg.FetchBatch) {
+			t.Fatalf("%d live pull requests for %d messages in batches of %d: the count is wrong", lv, n, cfg.FetchBatch)
+		}
+		if bk < 1 || 4*bk > lv {
+			t.Fatalf("bulk pull requests %d with %d live ones: want at least 1 and under a quarter", bk, lv)
+		}
+	})
 }
