@@ -54,6 +54,12 @@ type budget struct {
 
 	// waiters admits maxPollers polling waiters per lane (live, bulk).
 	waiters [2]chan struct{}
+	// sched spreads the pollers of a lane over successive tokens (see
+	// slot).
+	sched [2]struct {
+		mu   sync.Mutex
+		next time.Time // the latest wake-up a poller of the lane reserved
+	}
 
 	drain  atomic.Bool   // empty the Redis bucket on the next Redis call (after a fallback)
 	factor atomic.Uint64 // last factor seen, math.Float64bits
@@ -147,10 +153,11 @@ func (l *Limiter) Wait(ctx context.Context, name string, lane event.Lane) error 
 	// flipped workers into the fallback while others still drew on Redis).
 	// More than one poller keeps a slow take (a probe of a Redis that is
 	// down) from stalling the budget.
-	sem := b.waiters[0]
+	li := 0
 	if bulk {
-		sem = b.waiters[1]
+		li = 1
 	}
+	sem := b.waiters[li]
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
@@ -163,6 +170,26 @@ func (l *Limiter) Wait(ctx context.Context, name string, lane event.Lane) error 
 			timer.Stop()
 		}
 	}()
+	sleep := func(d time.Duration) error {
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ratelimit: wait: budget %q: %w", name, ctx.Err())
+		case <-timer.C:
+			return nil
+		}
+	}
+	// A poller admitted while others of its lane sleep until their
+	// tokens takes the token after theirs: asking now would be denied.
+	if d := b.slot(li, 0, l.interval(b)); d > 0 {
+		if err := sleep(d); err != nil {
+			return err
+		}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("ratelimit: wait: budget %q: %w", name, err)
@@ -180,17 +207,42 @@ func (l *Limiter) Wait(ctx context.Context, name string, lane event.Lane) error 
 			return nil
 		}
 		d := max(res.retry, time.Microsecond) + jitter(res.retry)
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ratelimit: wait: budget %q: %w", name, ctx.Err())
-		case <-timer.C:
+		if err := sleep(b.slot(li, d, l.interval(b))); err != nil {
+			return err
 		}
 	}
+}
+
+// slot reserves a wake-up for a poller of lane li that would sleep d: no
+// earlier than d from now and at least one emission interval iv after the
+// latest wake-up another poller of the lane reserved, so that the pollers
+// of one process wake one per token instead of all at once for the same
+// token (each retry-after names when the NEXT token is free). It returns
+// how long to sleep; 0 when d is 0 and no other poller sleeps.
+func (b *budget) slot(li int, d, iv time.Duration) time.Duration {
+	s := &b.sched[li]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	wake := now.Add(d)
+	if after := s.next.Add(iv); s.next.After(now) && after.After(wake) {
+		wake = after
+	}
+	if !wake.After(now) {
+		return 0
+	}
+	s.next = wake
+	return wake.Sub(now)
+}
+
+// interval is the budget's current emission interval (1 / (rate ×
+// factor)), the spacing slot keeps between pollers.
+func (l *Limiter) interval(b *budget) time.Duration {
+	f := math.Float64frombits(b.factor.Load())
+	if f <= 0 {
+		f = 1
+	}
+	return time.Duration(float64(time.Second) / (b.b.Rate * f))
 }
 
 // jitter spreads waiters that were told the same retry-after: up to 1/16

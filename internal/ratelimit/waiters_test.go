@@ -35,7 +35,10 @@ func waitAll(t *testing.T, l *Limiter, budget string, n int) int64 {
 // woke at each retry-after and took again: about n²/2 takes for n grants,
 // which on Redis exhausted the client pool, timed takes out and flipped
 // workers into the local fallback while others still drew on Redis (the
-// vendor then saw over 200 Tencent calls in one 1-second window).
+// vendor then saw over 200 Tencent calls in one 1-second window). With
+// maxPollers pollers all woken by the same retry-after, each token still
+// cost up to maxPollers takes (986 takes for 200 grants); slot now wakes
+// them one per token.
 func TestManyWaitersNoHerd(t *testing.T) {
 	const waiters = 200
 	t.Run("local", func(t *testing.T) {
@@ -46,8 +49,10 @@ func TestManyWaitersNoHerd(t *testing.T) {
 			}
 			start := time.Now()
 			takes := waitAll(t, l, "b", waiters)
-			if limit := int64(maxPollers+1) * waiters; takes > limit {
-				t.Errorf("%d waiters made %d takes, want at most %d (%d pollers at a time)", waiters, takes, limit, maxPollers)
+			// The pollers wake one per token (slot): about one take per
+			// grant; without slot each token had all maxPollers asking.
+			if limit := int64(waiters + waiters/10); takes > limit {
+				t.Errorf("%d waiters made %d takes, want at most %d (one per grant, pollers spread over the tokens)", waiters, takes, limit)
 			}
 			if took := time.Since(start); took > 2100*time.Millisecond { // (200 − 2) / 100 per second
 				t.Errorf("granting %d tokens took %v, want about 2s", waiters, took)
@@ -62,7 +67,8 @@ func TestManyWaitersNoHerd(t *testing.T) {
 			t.Fatal(err)
 		}
 		takes := waitAll(t, l, "b", waiters)
-		if limit := int64(maxPollers+1) * waiters; takes > limit {
+		// Real time: jitter and scheduling leave a few more than one.
+		if limit := int64(waiters + waiters/2); takes > limit {
 			t.Errorf("%d waiters made %d takes on Redis, want at most %d", waiters, takes, limit)
 		}
 		if l.InFallback() {
