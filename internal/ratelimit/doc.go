@@ -16,7 +16,10 @@
 // requires Rate + Burst ≤ Limit (the documented QPS). Under saturation the
 // bucket grants exactly Rate per second: a waiter sleeps the retry-after
 // the script returns (plus up to 1/16 of it, at most 2 ms, of jitter) and
-// the schedule absorbs its lateness.
+// the schedule absorbs its lateness. At most 4 waiters per budget and lane
+// poll at a time in one process, and they are spread one emission interval
+// apart (each retry-after names the next token, which only one of them can
+// get), so a grant costs about one script run per process.
 //
 // # Lanes
 //
