@@ -70,7 +70,10 @@ func (e *Event) Fields() []string {
 
 // Decode parses one event strictly: unknown fields, trailing data and
 // values of the wrong type are errors. It does not validate; call
-// Validate or ValidateFor.
+// Validate or ValidateFor. The common shape (the contract's lowercase keys,
+// ASCII strings without escapes, integer numbers) takes a parser about six
+// times faster than encoding/json; everything else, including every error,
+// goes through encoding/json (FuzzDecodeFast checks that both agree).
 func Decode(data []byte) (Event, error) {
 	if e, ok := decodeFast(data); ok {
 		return e, nil

@@ -6,8 +6,8 @@
 //
 // A publish run reads its input (stdin is first copied to a temporary
 // file) to hash it into the input identity, then makes two passes. The
-// first validates every line with the contract's decoder (plus a fast path
-// for the common shape, fuzzed against it) and the vendor rules of the
+// first validates every line with the contract's decoder (event.Decode,
+// which has a fast path for the common shape) and the vendor rules of the
 // line's app (from the profiles file), on all cores, and keeps the prepared
 // messages in memory up to a budget (128 MiB); by default one invalid line
 // aborts the run with every bad line reported and nothing published, and
