@@ -185,7 +185,8 @@ must carry a large batch.`, n, accounts, publishPending)
 }
 
 // ackCounter counts the distinct stream sequences acknowledged (+ACK) on
-// a stream's $JS.ACK subjects and closes done when want were seen.
+// a stream's $JS.ACK subjects and closes done when want were seen (never
+// for want < 0: the caller counts through onAck).
 type ackCounter struct {
 	mu    sync.Mutex
 	seen  map[uint64]bool
@@ -204,7 +205,7 @@ type ackCounter struct {
 const ackSlot = 5 * time.Second
 
 func watchAcks(nc *nats.Conn, stream string, want int) (*ackCounter, *nats.Subscription, error) {
-	a := &ackCounter{seen: make(map[uint64]bool, want), want: want, done: make(chan struct{})}
+	a := &ackCounter{seen: make(map[uint64]bool, max(want, 0)), want: want, done: make(chan struct{})}
 	sub, err := nc.Subscribe("$JS.ACK."+stream+".>", func(m *nats.Msg) {
 		if !strings.HasPrefix(string(m.Data), "+ACK") {
 			return

@@ -64,6 +64,15 @@ func TestSettleOutcomes(t *testing.T) {
 				for i, o := range tc.outcomes {
 					env := rec.next(t, 5*time.Second)
 					now := time.Now()
+					if env.Meta.Delivered < i+1 && !deliveryCountFixed(js) {
+						// nats-server before 2.10.14 can deliver a second copy
+						// whose count went backwards after a delivery to a pull
+						// that had lost interest (nats-server#5305). The worker
+						// keeps the newest copy (hold marks the older stale);
+						// this case's sequence of counts cannot be checked.
+						t.Skipf("delivery %d: Meta.Delivered = %d: nats-server %s sent a copy with a lower delivery count (fixed in 2.10.14, nats-server#5305)",
+							i+1, env.Meta.Delivered, js.Conn().ConnectedServerVersion())
+					}
 					if env.Meta.Delivered != i+1 {
 						t.Fatalf("delivery %d: Meta.Delivered = %d", i+1, env.Meta.Delivered)
 					}
@@ -368,4 +377,15 @@ func TestHandlerRefusal(t *testing.T) {
 		}
 		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
 	})
+}
+
+// deliveryCountFixed reports whether the server has the fix of
+// nats-server#5305 (2.10.14): no second copy with a lower delivery count.
+func deliveryCountFixed(js jetstream.JetStream) bool {
+	var major, minor, patch int
+	v := js.Conn().ConnectedServerVersion()
+	if _, err := fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch); err != nil {
+		return true // unknown: hold it to the strict check
+	}
+	return major > 2 || major == 2 && (minor > 10 || minor == 10 && patch >= 14)
 }
