@@ -4,19 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/friendsync/friendsync/internal/testenv"
 )
 
 // secret is one configured credential the scanner looks for.
@@ -203,64 +197,4 @@ func (c *collector) dump(t *testing.T, dir string) {
 		}
 	}
 	t.Logf("scanned texts written to %s", dir)
-}
-
-// passwordRedis is a throwaway redis-server that requires a password.
-type passwordRedis struct {
-	addr, password, dir string
-	port                int
-	cmd                 *exec.Cmd
-	t                   *testing.T
-}
-
-// startPasswordRedis starts a redis-server with requirepass on a free
-// loopback port; it is stopped at cleanup.
-func startPasswordRedis(t *testing.T, password string) *passwordRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redis-server binary not found: install it with: apt-get install -y redis-server")
-	}
-	r := &passwordRedis{port: testenv.FreePort(t), password: password, dir: t.TempDir(), t: t}
-	r.addr = "127.0.0.1:" + strconv.Itoa(r.port)
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *passwordRedis) start() {
-	r.t.Helper()
-	// The password goes through a config file, not argv, so ps does not
-	// show it (and the test does not rely on argv staying private).
-	conf := filepath.Join(r.dir, "redis.conf")
-	body := fmt.Sprintf("bind 127.0.0.1\nport %d\nsave \"\"\nappendonly no\ndir %s\nlogfile %s\nrequirepass %q\n",
-		r.port, r.dir, filepath.Join(r.dir, "redis.log"), r.password)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		r.t.Fatal(err)
-	}
-	r.cmd = exec.Command("redis-server", conf)
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", r.addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.t.Fatalf("redis-server on %s did not start", r.addr)
-}
-
-func (r *passwordRedis) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
-
-// url is the Redis URL with the password (URL-escaped).
-func (r *passwordRedis) url() string {
-	return (&url.URL{Scheme: "redis", User: url.UserPassword("", r.password), Host: r.addr, Path: "/0"}).String()
 }

@@ -100,7 +100,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		return (&url.URL{Scheme: "nats", User: url.UserPassword(leakNATSUser, pass), Host: "127.0.0.1:" + strconv.Itoa(natsOpts.Port)}).String()
 	}
 	natsURL := natsAt(leakNATSPass)
-	rs := startPasswordRedis(t, leakRedisPass)
+	rs := testenv.StartRedisServerWithPassword(t, leakRedisPass)
 
 	// The simulator: the right keys (app tbad's profile has a wrong one),
 	// 5xx and hangs at Volcengine, transient codes at Tencent, a ZEGO QPS
@@ -159,7 +159,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		"FRIENDSYNC_WORKER_ID=leak-w1",
 		"FRIENDSYNC_NAME=" + name,
 		"FRIENDSYNC_NATS_URL=" + natsURL,
-		"FRIENDSYNC_REDIS_URL=" + rs.url(),
+		"FRIENDSYNC_REDIS_URL=" + rs.URL(),
 		"FRIENDSYNC_REDIS_PREFIX=" + name + ":",
 		"FRIENDSYNC_PROFILES=" + profiles,
 		"FRIENDSYNC_DEMO=false",
@@ -311,10 +311,10 @@ func TestNoSecretLeaks(t *testing.T) {
 		}
 		return nil
 	})
-	rs.stop() // traffic while Redis is down: limiter and version store errors
+	rs.Stop() // traffic while Redis is down: limiter and version store errors
 	publish(2)
 	time.Sleep(2 * time.Second)
-	rs.start()
+	rs.Start()
 
 	// Let every path run: the signature rejection dead-lettered, throttles,
 	// faults, poison; then nothing pending.

@@ -170,33 +170,59 @@ func FreePort(t testing.TB) int {
 
 // RedisServer is a throwaway redis-server process for outage tests.
 type RedisServer struct {
-	Addr string
-	port int
-	dir  string
-	cmd  *exec.Cmd
-	t    testing.TB
+	Addr     string
+	port     int
+	dir      string
+	password string // requirepass; "" for none
+	cmd      *exec.Cmd
+	t        testing.TB
 }
 
 // StartRedisServer starts a redis-server on a free loopback port (the
 // redis-server binary must be installed) and stops it at cleanup.
 func StartRedisServer(t testing.TB) *RedisServer {
 	t.Helper()
+	return StartRedisServerWithPassword(t, "")
+}
+
+// StartRedisServerWithPassword is StartRedisServer with requirepass
+// password (none when ""); URL then carries it.
+func StartRedisServerWithPassword(t testing.TB, password string) *RedisServer {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("testenv: redis-server binary not found: install it with: apt-get install -y redis-server")
 	}
-	r := &RedisServer{port: FreePort(t), dir: t.TempDir(), t: t}
+	r := &RedisServer{port: FreePort(t), dir: t.TempDir(), password: password, t: t}
 	r.Addr = "127.0.0.1:" + strconv.Itoa(r.port)
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
 }
 
-// Start (re)starts the server on its port.
+// URL is the server's redis:// URL, with the password (URL-escaped) when
+// it has one.
+func (r *RedisServer) URL() string {
+	u := &url.URL{Scheme: "redis", Host: r.Addr, Path: "/0"}
+	if r.password != "" {
+		u.User = url.UserPassword("", r.password)
+	}
+	return u.String()
+}
+
+// Start (re)starts the server on its port. The settings go through a
+// config file, not argv, so ps does not show a password.
 func (r *RedisServer) Start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(r.port),
-		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log"))
+	conf := filepath.Join(r.dir, "redis.conf")
+	body := fmt.Sprintf("bind 127.0.0.1\nport %d\nsave \"\"\nappendonly no\ndir %s\nlogfile %s\n",
+		r.port, r.dir, filepath.Join(r.dir, "redis.log"))
+	if r.password != "" {
+		body += fmt.Sprintf("requirepass %q\n", r.password)
+	}
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		r.t.Fatalf("testenv: redis config: %v", err)
+	}
+	r.cmd = exec.Command("redis-server", conf)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: start redis-server: %v", err)
 	}
