@@ -583,26 +583,7 @@ func TestRandomInterleavings(t *testing.T) {
 				}
 				wg.Wait()
 				mustClose(t, c)
-				got := map[string][]int{}
-				for _, f := range r.flushes() {
-					if len(f.batch) == 0 || len(f.batch) > cfg.MaxSize {
-						t.Errorf("batch of %d values, MaxSize %d", len(f.batch), cfg.MaxSize)
-					}
-					got[f.key] = append(got[f.key], f.batch...)
-				}
-				for p := range producers {
-					key := fmt.Sprint("k", p)
-					want := make([]int, perProducer)
-					for i := range want {
-						want[i] = i
-					}
-					if !slices.Equal(got[key], want) {
-						t.Errorf("key %s flushed %v, want 0..%d in order", key, got[key], perProducer-1)
-					}
-				}
-				if perKey, total := r.peaks(); perKey > 1 || total > cfg.MaxFlushes {
-					t.Errorf("%d flushes of one key and %d overall at once (MaxFlushes %d)", perKey, total, cfg.MaxFlushes)
-				}
+				checkProducersFlushed(t, r, cfg, producers, perProducer)
 			})
 		})
 	}
@@ -685,4 +666,32 @@ func BenchmarkAdd(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "values/s")
+}
+
+// checkProducersFlushed checks what r saw after producers keys "k<p>"
+// each added 0..perProducer-1 in order: every batch within MaxSize, each
+// key's values flushed once and in order, at most one flush per key and
+// MaxFlushes overall at a time.
+func checkProducersFlushed(t *testing.T, r *recorder, cfg Config, producers, perProducer int) {
+	t.Helper()
+	got := map[string][]int{}
+	for _, f := range r.flushes() {
+		if len(f.batch) == 0 || len(f.batch) > cfg.MaxSize {
+			t.Errorf("batch of %d values, MaxSize %d", len(f.batch), cfg.MaxSize)
+		}
+		got[f.key] = append(got[f.key], f.batch...)
+	}
+	for p := range producers {
+		key := fmt.Sprint("k", p)
+		want := make([]int, perProducer)
+		for i := range want {
+			want[i] = i
+		}
+		if !slices.Equal(got[key], want) {
+			t.Errorf("key %s flushed %v, want 0..%d in order", key, got[key], perProducer-1)
+		}
+	}
+	if perKey, total := r.peaks(); perKey > 1 || total > cfg.MaxFlushes {
+		t.Errorf("%d flushes of one key and %d overall at once (MaxFlushes %d)", perKey, total, cfg.MaxFlushes)
+	}
 }

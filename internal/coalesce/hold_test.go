@@ -309,26 +309,7 @@ func TestRandomTopAndHold(t *testing.T) {
 				close(stop)
 				sw.Wait()
 				mustClose(t, c)
-				got := map[string][]int{}
-				for _, f := range r.flushes() {
-					if len(f.batch) == 0 || len(f.batch) > cfg.MaxSize {
-						t.Errorf("batch of %d values, MaxSize %d", len(f.batch), cfg.MaxSize)
-					}
-					got[f.key] = append(got[f.key], f.batch...)
-				}
-				for p := range producers {
-					key := fmt.Sprint("k", p)
-					want := make([]int, perProducer)
-					for i := range want {
-						want[i] = i
-					}
-					if !slices.Equal(got[key], want) {
-						t.Errorf("key %s flushed %v, want 0..%d in order", key, got[key], perProducer-1)
-					}
-				}
-				if perKey, total := r.peaks(); perKey > 1 || total > cfg.MaxFlushes {
-					t.Errorf("%d flushes of one key and %d overall at once (MaxFlushes %d)", perKey, total, cfg.MaxFlushes)
-				}
+				checkProducersFlushed(t, r, cfg, producers, perProducer)
 				if st := c.Stats(); st != (Stats{}) {
 					t.Errorf("after Close: %+v, want all zero", st)
 				}

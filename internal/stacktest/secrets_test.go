@@ -202,7 +202,7 @@ func TestNoSecretLeaks(t *testing.T) {
 			_ = cmd.Process.Kill()
 		}
 	})
-	waitFor(t, 60*time.Second, "worker ready", func() error {
+	eventually(t, 60*time.Second, "worker ready", func() error {
 		select {
 		case err := <-exited:
 			t.Fatalf("worker exited at start (%v):\n%s", err, prooftest.LastLines(out.text("worker stderr"), 30))
@@ -305,7 +305,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	srv.WaitForShutdown()
 	time.Sleep(time.Second)
 	testenv.StartNATSServerWith(t, natsOpts) // same port and store
-	waitFor(t, 30*time.Second, "worker reconnected to NATS", func() error {
+	eventually(t, 30*time.Second, "worker reconnected to NATS", func() error {
 		if !strings.Contains(out.text("worker stderr"), "nats reconnected") {
 			return errors.New("no reconnect logged")
 		}
@@ -327,7 +327,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		}
 		return got
 	}
-	waitFor(t, 120*time.Second, "every error path taken and the stream drained", func() error {
+	eventually(t, 120*time.Second, "every error path taken and the stream drained", func() error {
 		cs := sim.Counters()
 		reasons := dlqReasons()
 		switch {
@@ -502,23 +502,6 @@ func buildWorker(t *testing.T, dir string) string {
 		t.Fatalf("go build ./cmd/worker: %v\n%s", err, b)
 	}
 	return bin
-}
-
-// waitFor polls f every 100 ms until it returns nil, failing the test
-// with f's last error after within.
-func waitFor(t *testing.T, within time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, within, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func httpGet(u string) (string, error) {

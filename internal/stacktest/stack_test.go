@@ -239,7 +239,8 @@ func promAPI(base, path string, q url.Values, data any) error {
 	return json.Unmarshal(env.Data, data)
 }
 
-// eventually retries f every 500 ms until it succeeds or within passes.
+// eventually retries f every 100 ms until it succeeds or within passes,
+// failing the test with f's last error.
 func eventually(t *testing.T, within time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -251,7 +252,7 @@ func eventually(t *testing.T, within time.Duration, what string, f func() error)
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %s: %v", what, within, err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
