@@ -2,7 +2,8 @@
 //
 // It owns the friend-update Event (its JSON form, field semantics and
 // validation against each vendor's documented limits), the lanes and the
-// subject layout of the FRIENDSYNC stream, and the partition function.
+// subject layout of the partition streams (FRIENDSYNC_P<p>), and the
+// partition function.
 // It imports nothing but the standard library, so any producer can depend
 // on it without pulling in NATS or the worker.
 //

@@ -59,8 +59,8 @@ type Layout struct {
 	Base string
 }
 
-// DefaultLayout is the production layout: stream FRIENDSYNC, subjects
-// friendsync.ev.<lane>.<p>, bucket friendsync-meta.
+// DefaultLayout is the production layout: streams FRIENDSYNC_P<p>,
+// subjects friendsync.ev.<lane>.<p>, bucket friendsync-meta.
 var DefaultLayout = Layout{Base: "friendsync"}
 
 func (l Layout) base() string {
@@ -70,14 +70,42 @@ func (l Layout) base() string {
 	return l.Base
 }
 
-// Stream is the events stream: the upper-cased base (FRIENDSYNC).
-func (l Layout) Stream() string { return strings.ToUpper(strings.ReplaceAll(l.base(), "-", "_")) }
+// StreamBase is the upper-cased base (FRIENDSYNC) that every stream name
+// of the layout starts with. No stream has this name: the events of
+// partition p live in PartitionStream(p), dead letters in StreamBase()+"_DLQ".
+func (l Layout) StreamBase() string { return strings.ToUpper(strings.ReplaceAll(l.base(), "-", "_")) }
+
+// PartitionStream is the events stream of partition p, <STREAM>_P<p>
+// (FRIENDSYNC_P7). It holds both lanes of p: subjects
+// PartitionSubjects(p). One stream per partition keeps the server's cost
+// per message flat in P (one stream with a filtered consumer per lane and
+// partition cost nats-server 1.5x per message, docs/BENCHMARKS.md).
+func (l Layout) PartitionStream(p int) string {
+	return l.StreamBase() + "_P" + strconv.Itoa(p)
+}
+
+// ParsePartitionStream returns the partition of a PartitionStream name.
+func (l Layout) ParsePartitionStream(name string) (int, bool) {
+	ps, ok := strings.CutPrefix(name, l.StreamBase()+"_P")
+	if !ok || ps == "" || (len(ps) > 1 && ps[0] == '0') {
+		return 0, false
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p < 0 || p >= MaxPartitions {
+		return 0, false
+	}
+	return p, true
+}
 
 // SubjectPrefix is <base>.ev.
 func (l Layout) SubjectPrefix() string { return l.base() + ".ev" }
 
-// Subjects is the stream's subject filter, <base>.ev.>.
+// Subjects is the filter of every event subject, <base>.ev.>.
 func (l Layout) Subjects() string { return l.SubjectPrefix() + ".>" }
+
+// PartitionSubjects is the subject filter of partition p's stream,
+// <base>.ev.*.<p>.
+func (l Layout) PartitionSubjects(p int) string { return l.SubjectPrefix() + ".*." + strconv.Itoa(p) }
 
 // MetaBucket is the KV bucket with stream-wide settings, <base>-meta.
 func (l Layout) MetaBucket() string { return l.base() + "-meta" }

@@ -49,14 +49,31 @@ func TestSubjectRoundTrip(t *testing.T) {
 
 func TestLayoutNames(t *testing.T) {
 	l := Layout{Base: "fs_t-1"}
-	if l.Stream() != "FS_T_1" || l.Subject(LaneBulk, 3) != "fs_t-1.ev.bulk.3" || l.MetaBucket() != "fs_t-1-meta" || l.Subjects() != "fs_t-1.ev.>" {
-		t.Errorf("layout names: %s %s %s %s", l.Stream(), l.Subject(LaneBulk, 3), l.MetaBucket(), l.Subjects())
+	if l.StreamBase() != "FS_T_1" || l.Subject(LaneBulk, 3) != "fs_t-1.ev.bulk.3" || l.MetaBucket() != "fs_t-1-meta" || l.Subjects() != "fs_t-1.ev.>" {
+		t.Errorf("layout names: %s %s %s %s", l.StreamBase(), l.Subject(LaneBulk, 3), l.MetaBucket(), l.Subjects())
+	}
+	if l.PartitionStream(3) != "FS_T_1_P3" || l.PartitionSubjects(3) != "fs_t-1.ev.*.3" {
+		t.Errorf("partition names: %s %s", l.PartitionStream(3), l.PartitionSubjects(3))
 	}
 	var zero Layout
-	if zero.Stream() != "FRIENDSYNC" || zero.SubjectPrefix() != "friendsync.ev" {
-		t.Errorf("zero layout: %s %s", zero.Stream(), zero.SubjectPrefix())
+	if zero.StreamBase() != "FRIENDSYNC" || zero.SubjectPrefix() != "friendsync.ev" || zero.PartitionStream(0) != "FRIENDSYNC_P0" {
+		t.Errorf("zero layout: %s %s %s", zero.StreamBase(), zero.SubjectPrefix(), zero.PartitionStream(0))
 	}
 	if _, _, ok := l.ParseSubject("friendsync.ev.live.1"); ok {
 		t.Error("parsed a subject of another layout")
+	}
+}
+
+func TestParsePartitionStream(t *testing.T) {
+	l := Layout{Base: "fs"}
+	for _, p := range []int{0, 1, 31, MaxPartitions - 1} {
+		if got, ok := l.ParsePartitionStream(l.PartitionStream(p)); !ok || got != p {
+			t.Errorf("ParsePartitionStream(%q) = %d, %v", l.PartitionStream(p), got, ok)
+		}
+	}
+	for _, bad := range []string{"", "FS", "FS_P", "FS_DLQ", "FS_P-1", "FS_P01", "FS_Px", "FS_P4096", "FRIENDSYNC_P1", "FS_P1_P2"} {
+		if p, ok := l.ParsePartitionStream(bad); ok {
+			t.Errorf("ParsePartitionStream(%q) accepted: %d", bad, p)
+		}
 	}
 }

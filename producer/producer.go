@@ -158,10 +158,11 @@ func (p *Producer) Prepare(ev *event.Event, opts ...Option) (*nats.Msg, error) {
 	if msgID == "" {
 		msgID = ev.ID
 	}
-	m := nats.NewMsg(p.cfg.Layout.SubjectFor(ev, o.lane, p.partitions))
+	part := event.Partition(ev.App, ev.From, p.partitions)
+	m := nats.NewMsg(p.cfg.Layout.Subject(o.lane, part))
 	m.Data = data
 	m.Header.Set(jetstream.MsgIDHeader, msgID)
-	m.Header.Set(jetstream.ExpectedStreamHeader, p.cfg.Layout.Stream())
+	m.Header.Set(jetstream.ExpectedStreamHeader, p.cfg.Layout.PartitionStream(part))
 	return m, nil
 }
 

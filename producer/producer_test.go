@@ -16,31 +16,13 @@ import (
 	"github.com/friendsync/friendsync/internal/testenv"
 )
 
-// setup creates a minimal stream and meta bucket for a unique layout, as a
-// worker would, on the machine's NATS.
+// setup creates minimal partition streams and the meta bucket for a
+// unique layout, as a worker would, on the machine's NATS.
 func setup(t *testing.T, partitions int) (*nats.Conn, jetstream.JetStream, event.Layout) {
 	t.Helper()
 	nc, js := testenv.JetStream(t)
 	l := event.Layout{Base: strings.ToLower(testenv.Unique("prod"))}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: l.Stream(), Subjects: []string{l.Subjects()}, Storage: jetstream.MemoryStorage,
-		Retention: jetstream.WorkQueuePolicy, Duplicates: time.Minute,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: l.MetaBucket(), Storage: jetstream.MemoryStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Create(ctx, event.PartitionsKey, []byte(strconv.Itoa(partitions))); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		testenv.DeleteStreams(t, js, l.Stream())
-		_ = js.DeleteKeyValue(context.Background(), l.MetaBucket())
-	})
+	testenv.PartitionStreams(t, js, l, partitions)
 	return nc, js, l
 }
 
@@ -66,7 +48,12 @@ func TestPublish(t *testing.T) {
 	if err != nil || id.Version() != 7 {
 		t.Fatalf("generated id %q is not a UUIDv7 (%v)", ev.ID, err)
 	}
-	s, err := js.Stream(ctx, l.Stream())
+	// demo/alice → partition 18 of 32 (docs/CONTRACT.md vector), whose
+	// stream alone holds it.
+	if want := l.PartitionStream(18); ack.Stream != want {
+		t.Errorf("acked by stream %s, want %s", ack.Stream, want)
+	}
+	s, err := js.Stream(ctx, l.PartitionStream(18))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +61,11 @@ func TestPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// demo/alice → partition 18 of 32 (docs/CONTRACT.md vector).
 	if want := l.Subject(event.LaneLive, 18); m.Subject != want {
 		t.Errorf("subject %s, want %s", m.Subject, want)
+	}
+	if got, want := testenv.EventMsgs(t, js, l, 32), uint64(1); got != want {
+		t.Errorf("partition streams hold %d messages, want %d", got, want)
 	}
 	if got := m.Header.Get(jetstream.MsgIDHeader); got != ev.ID {
 		t.Errorf("Nats-Msg-Id %q, want the event id %q", got, ev.ID)
@@ -135,10 +124,8 @@ func TestPublishRejectsBadEventsBeforeSending(t *testing.T) {
 			}
 		})
 	}
-	s, _ := js.Stream(ctx, l.Stream())
-	info, _ := s.Info(ctx)
-	if info.State.Msgs != 0 {
-		t.Fatalf("%d messages published for invalid events", info.State.Msgs)
+	if n := testenv.EventMsgs(t, js, l, 8); n != 0 {
+		t.Fatalf("%d messages published for invalid events", n)
 	}
 }
 
@@ -165,10 +152,8 @@ func TestPublishAsyncBoundedAndFlushed(t *testing.T) {
 	if err := p.Flush(fctx); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := js.Stream(ctx, l.Stream())
-	info, _ := s.Info(ctx)
-	if info.State.Msgs != n {
-		t.Fatalf("stream holds %d messages, want %d", info.State.Msgs, n)
+	if got := testenv.EventMsgs(t, js, l, 4); got != n {
+		t.Fatalf("partition streams hold %d messages, want %d", got, n)
 	}
 }
 
@@ -185,7 +170,7 @@ func TestAsyncFailuresAreReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Header.Set(jetstream.ExpectedStreamHeader, "NOT_"+l.Stream())
+	m.Header.Set(jetstream.ExpectedStreamHeader, "NOT_"+m.Header.Get(jetstream.ExpectedStreamHeader))
 	if _, err := p.PublishMsgAsync(m); err != nil {
 		t.Fatal(err)
 	}
@@ -207,5 +192,53 @@ func TestNewWithoutStream(t *testing.T) {
 	}
 	if _, err := New(context.Background(), nc, Config{}); err == nil || !strings.Contains(err.Error(), "Apps is empty") {
 		t.Fatalf("empty config: %v", err)
+	}
+}
+
+// TestPrepareExpectsThePartitionStream checks that each prepared message
+// names its own partition's stream in Nats-Expected-Stream, on both lanes,
+// and that the server refuses it on another partition's stream.
+func TestPrepareExpectsThePartitionStream(t *testing.T) {
+	t.Parallel()
+	nc, js, l := setup(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := New(ctx, nc, Config{Layout: l, Apps: apps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for i := 0; len(seen) < 4; i++ {
+		if i > 1000 {
+			t.Fatalf("1000 senders reached only partitions %v of 4", seen)
+		}
+		from := "u" + strconv.Itoa(i)
+		part := event.Partition("demo", from, 4)
+		seen[part] = true
+		for _, lane := range []event.Lane{event.LaneLive, event.LaneBulk} {
+			m, err := p.Prepare(&event.Event{App: "demo", From: from, To: "f", Remark: event.Ptr("r")}, WithLane(lane))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Subject != l.Subject(lane, part) {
+				t.Errorf("%s on %s: subject %s, want %s", from, lane, m.Subject, l.Subject(lane, part))
+			}
+			if got, want := m.Header.Get(jetstream.ExpectedStreamHeader), l.PartitionStream(part); got != want {
+				t.Errorf("%s on %s: Nats-Expected-Stream %q, want %q", from, lane, got, want)
+			}
+		}
+	}
+	// The header is not decoration: the server checks it.
+	m, err := p.Prepare(&event.Event{App: "demo", From: "alice", To: "b", Remark: event.Ptr("r")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, part, _ := l.ParseSubject(m.Subject)
+	m.Header.Set(jetstream.ExpectedStreamHeader, l.PartitionStream((part+1)%4))
+	if _, err := js.PublishMsg(ctx, m); err == nil {
+		t.Fatalf("a message of partition %d was accepted while expecting stream %s", part, l.PartitionStream((part+1)%4))
+	}
+	if n := testenv.EventMsgs(t, js, l, 4); n != 0 {
+		t.Fatalf("partition streams hold %d messages, want 0", n)
 	}
 }

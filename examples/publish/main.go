@@ -39,7 +39,7 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	url := fs.String("nats-url", envOr("FRIENDSYNC_NATS_URL", "nats://127.0.0.1:4223"), "NATS URL")
-	name := fs.String("name", envOr("FRIENDSYNC_NAME", "friendsync"), "layout base name (stream FRIENDSYNC, subjects friendsync.ev.*)")
+	name := fs.String("name", envOr("FRIENDSYNC_NAME", "friendsync"), "layout base name (streams FRIENDSYNC_P<p>, subjects friendsync.ev.*)")
 	app := fs.String("app", "demo", "the app: a vendor profile configured on the workers")
 	vendor := fs.String("vendor", "tencent", "the app's vendor, for validation before publishing: tencent, volc or zego")
 	rate := fs.Float64("rate", 10, "events per second")
@@ -57,8 +57,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer nc.Drain()
 
-	// The producer reads the partition count from the stream's meta bucket
-	// (a worker creates both) and validates every event for its app's
+	// The producer reads the partition count from the layout's meta bucket
+	// (a worker creates it and the partition streams) and validates every event for its app's
 	// vendor before anything is sent.
 	p, err := producer.New(ctx, nc, producer.Config{
 		Layout: event.Layout{Base: *name},
@@ -94,8 +94,8 @@ func run(ctx context.Context, args []string) error {
 	return flush(p, *count)
 }
 
-// flush waits for the outstanding acks: an event is only safe once the
-// stream acknowledged it. A failed ack should be retried with the same id.
+// flush waits for the outstanding acks: an event is only safe once its
+// partition's stream acknowledged it. A failed ack should be retried with the same id.
 func flush(p *producer.Producer, sent int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

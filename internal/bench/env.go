@@ -264,8 +264,9 @@ func (d *deployment) config(id string) config.Config {
 	return cfg
 }
 
-// ensure creates the stream, its consumers and the meta bucket as a
-// worker would, so a backlog can be published before any worker starts.
+// ensure creates the partition streams, their consumers and the meta
+// bucket as a worker would, so a backlog can be published before any
+// worker starts.
 func (d *deployment) ensure(ctx context.Context) error {
 	cfg := d.config("ensure")
 	_, err := queue.Ensure(ctx, d.e.js, queue.Config{Layout: d.layout, Partitions: cfg.Partitions,
@@ -398,7 +399,7 @@ func (d *deployment) cleanup() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, s := range []string{d.layout.Stream(), jobs.DLQStream(d.layout)} {
+	for _, s := range append(d.eventStreams(ctx), jobs.DLQStream(d.layout)) {
 		if err := d.e.js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			d.e.log.Warn("delete stream", slog.String("stream", s), slog.Any("error", err))
 		}
@@ -409,6 +410,26 @@ func (d *deployment) cleanup() {
 		}
 	}
 	deleteKeys(ctx, d.e.rdb, d.prefix)
+}
+
+// eventStreams names the streams that capture the deployment's event
+// subjects: its partition streams (listed by subject, so that every one
+// is found whatever P the meta bucket held), or, when they cannot be
+// listed, the partition streams of d.partitions.
+func (d *deployment) eventStreams(ctx context.Context) []string {
+	names := d.e.js.StreamNames(ctx, jetstream.WithStreamListSubject(d.layout.Subjects()))
+	var out []string
+	for n := range names.Name() {
+		out = append(out, n)
+	}
+	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		d.e.log.Warn("list streams", slog.String("subjects", d.layout.Subjects()), slog.Any("error", err))
+		out = out[:0]
+		for p := range d.partitions {
+			out = append(out, d.layout.PartitionStream(p))
+		}
+	}
+	return out
 }
 
 func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) {
@@ -424,7 +445,8 @@ func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) {
 	}
 }
 
-// producer publishes to the deployment's stream (which must exist).
+// producer publishes to the deployment's partition streams (which must
+// exist).
 func (d *deployment) producer(ctx context.Context) (*producer.Producer, error) {
 	return producer.New(ctx, d.e.nc, producer.Config{Layout: d.layout, Apps: d.profiles.Rules(), MaxPending: 4096})
 }
@@ -468,7 +490,7 @@ func (d *deployment) sumConsumers(ctx context.Context, f func(*jetstream.Consume
 	n := 0
 	for p := range d.partitions {
 		for _, lane := range []event.Lane{event.LaneLive, event.LaneBulk} {
-			c, err := d.e.js.Consumer(ctx, d.layout.Stream(), jobs.ConsumerName(lane, p))
+			c, err := d.e.js.Consumer(ctx, d.layout.PartitionStream(p), jobs.ConsumerName(lane, p))
 			if err != nil {
 				return -1
 			}

@@ -26,7 +26,7 @@ import (
 // memTargetMB is the target peak RSS of a worker holding a large backlog.
 const memTargetMB = 200
 
-// memSimQPS and memRate keep the backlog in the stream: the simulator
+// memSimQPS and memRate keep the backlog in the streams: the simulator
 // allows 10 calls/s, the worker's limiter 5 + 2.
 const (
 	memSimQPS = 10
@@ -44,9 +44,9 @@ func runMemory(ctx context.Context, e *env, s *Section) error {
 		scaleNote = " (-quick: 100k events instead of 1M)"
 	}
 	s.Intro = fmt.Sprintf(`A backlog of %d events%s over %d Tencent accounts (uniform, remark updates) is published to the
-stream first; then a cmd/worker subprocess (configured through FRIENDSYNC_* variables, Redis limiter, default queue
-settings: 32 partitions, MaxAckPending 1000 per live consumer) consumes it against the simulator served over HTTP
-(httptest) with %d calls/s and a limiter budget of %d + %d, so nearly all of the backlog stays in the stream. VmRSS
+partition streams first; then a cmd/worker subprocess (configured through FRIENDSYNC_* variables, Redis limiter,
+default queue settings: 32 partitions, MaxAckPending 1000 per live consumer) consumes it against the simulator served
+over HTTP (httptest) with %d calls/s and a limiter budget of %d + %d, so nearly all of the backlog stays in the streams. VmRSS
 and VmHWM are read from /proc/<pid>/status every 500 ms from when the worker is ready until it holds what its
 consumers allow and at least %s has passed.`,
 		n, scaleNote, accounts, memSimQPS, memRate, memBurst, e.sc.memSample)
@@ -248,13 +248,13 @@ consumers allow and at least %s has passed.`,
 
 	s.Tables = append(s.Tables,
 		Table{Caption: "After the worker was ready:", Header: []string{"time", "events buffered in coalescers", "VmRSS (MiB)", "VmHWM (MiB)"}, Rows: samples},
-		Table{Header: []string{"backlog", "published in", "left in the stream (undelivered)", "buffered in coalescers", "accounts held",
+		Table{Header: []string{"backlog", "published in", "left in the streams (undelivered)", "buffered in coalescers", "accounts held",
 			"heap in use", "goroutines", "peak VmRSS", "VmHWM"},
 			Rows: [][]string{{itoa(n), secs(pubTook), itoa(left), f1(metrics[0]), f1(metrics[1]), mib(metrics[2]) + " MiB", f1(metrics[3]),
 				mib(float64(peakRSS)*1024) + " MiB", mib(float64(hwm)*1024) + " MiB"}}})
 	s.check("worker VmHWM with the backlog", mib(float64(hwm)*1024)+" MiB", fmt.Sprintf("≤ %d MB", memTargetMB), float64(hwm)*1024 <= memTargetMB*1e6, false)
 	s.Notes = append(s.Notes,
-		fmt.Sprintf("What a worker holds is bounded by its consumers' MaxAckPending (%d per live and %d per bulk consumer, 32 partitions each), not by the stream's depth.",
+		fmt.Sprintf("What a worker holds is bounded by its consumers' MaxAckPending (%d per live and %d per bulk consumer, 32 partitions each), not by the streams' depth.",
 			queue.DefaultMaxAckPendingLive, queue.DefaultMaxAckPendingBulk))
 	return nil
 }

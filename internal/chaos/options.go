@@ -23,7 +23,7 @@ type Options struct {
 	Kills int
 	// Accounts is the number of (app, from) accounts in the workload.
 	Accounts int
-	// Partitions is the stream's partition count P.
+	// Partitions is the partition count P (one stream per partition).
 	Partitions int
 	// NATSDown is how long the NATS server stays down in its restart.
 	NATSDown time.Duration

@@ -16,7 +16,7 @@ import (
 // publisher publishes a workload paced over a window, one event at a time
 // and waiting for each ack (so publish times follow publish order),
 // retrying a failed publish with the same event id while NATS is away:
-// the stream's deduplication keeps one copy.
+// the partition stream's deduplication keeps one copy.
 type publisher struct {
 	prod   *producer.Producer
 	js     jetstream.JetStream
@@ -24,8 +24,8 @@ type publisher struct {
 	start  time.Time
 }
 
-// newProducer waits until a worker has created the stream and its meta
-// bucket, then returns a producer for it.
+// newProducer waits until a worker has created the partition streams and
+// the meta bucket, then returns a producer for them.
 func newProducer(ctx context.Context, nc *nats.Conn, layout event.Layout, apps map[string]event.Rules, timeout time.Duration) (*producer.Producer, error) {
 	deadline := time.Now().Add(timeout)
 	for {

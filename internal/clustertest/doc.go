@@ -1,7 +1,7 @@
 // Package clustertest owns the scale-out proofs: friendsync on a real NATS
 // cluster. Three in-process nats-servers (JetStream, routes, one store
-// directory each) carry the stream, its consumers and the lease bucket at
-// three replicas; three in-process workers, each connected to a different
+// directory each) carry the partition streams, their consumers and the
+// lease bucket at three replicas; three in-process workers, each connected to a different
 // node, share Redis and the vendor simulator; one node is stopped mid-run.
 // The tests check the invariants from the outside: the simulator holds the
 // newest value of every field, nothing is dead-lettered, no account had two

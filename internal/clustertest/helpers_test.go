@@ -188,11 +188,12 @@ func (d *deployment) config(id, url string) config.Config {
 	return cfg
 }
 
-// ensureTopology creates the stream, its consumers and the meta bucket as
-// a worker does at start, retrying for up to 30 s, and returns the errors
-// of the attempts that failed. On a fresh three-node cluster the first
-// read of the just-created R3 meta bucket can fail with "no responders"
-// (its replicas are not serving yet), which would stop a worker at start.
+// ensureTopology creates the partition streams, their consumers and the
+// meta bucket as a worker does at start, retrying for up to 30 s, and
+// returns the errors of the attempts that failed. On a fresh three-node
+// cluster the first read of the just-created R3 meta bucket can fail with
+// "no responders" (its replicas are not serving yet), which would stop a
+// worker at start.
 func (d *deployment) ensureTopology() []string {
 	d.t.Helper()
 	cfg := d.config("ensure", d.nodes.URL())
@@ -326,31 +327,105 @@ func (d *deployment) connectedTo() map[string]string {
 	return out
 }
 
-// leaders returns the node leading the event stream and the one leading
-// the lease bucket.
-func (d *deployment) leaders(ctx context.Context) (stream, leases string, err error) {
-	for i, name := range []string{d.layout.Stream(), "KV_" + jobs.LeaseBucket(d.layout)} {
+// roles is who leads the replicated streams at one moment.
+type roles struct {
+	partitions []string // the leader of each partition stream
+	leases     string   // the leader of the lease bucket's stream
+}
+
+// leads is the number of partition streams node leads.
+func (r roles) leads(node string) int {
+	n := 0
+	for _, l := range r.partitions {
+		if l == node {
+			n++
+		}
+	}
+	return n
+}
+
+// led names the partition streams node leads, for the log.
+func (r roles) led(l event.Layout, node string) []string {
+	var out []string
+	for p, n := range r.partitions {
+		if n == node {
+			out = append(out, l.PartitionStream(p))
+		}
+	}
+	return out
+}
+
+// leaders reads the leader of every partition stream and of the lease
+// bucket, checking that each has its replicas.
+func (d *deployment) leaders(ctx context.Context) (roles, error) {
+	names := make([]string, 0, partitions+1)
+	for p := range partitions {
+		names = append(names, d.layout.PartitionStream(p))
+	}
+	names = append(names, "KV_"+jobs.LeaseBucket(d.layout))
+	var r roles
+	for i, name := range names {
 		s, err := d.js.Stream(ctx, name)
 		if err != nil {
-			return "", "", fmt.Errorf("stream %s: %w", name, err)
+			return roles{}, fmt.Errorf("stream %s: %w", name, err)
 		}
 		info, err := s.Info(ctx)
 		if err != nil {
-			return "", "", fmt.Errorf("stream %s: info: %w", name, err)
+			return roles{}, fmt.Errorf("stream %s: info: %w", name, err)
 		}
 		if info.Config.Replicas != replicas {
-			return "", "", fmt.Errorf("stream %s has %d replicas, want %d", name, info.Config.Replicas, replicas)
+			return roles{}, fmt.Errorf("stream %s has %d replicas, want %d", name, info.Config.Replicas, replicas)
 		}
 		if info.Cluster == nil || info.Cluster.Leader == "" {
-			return "", "", fmt.Errorf("stream %s has no leader", name)
+			return roles{}, fmt.Errorf("stream %s has no leader", name)
 		}
-		if i == 0 {
-			stream = info.Cluster.Leader
+		if i < partitions {
+			r.partitions = append(r.partitions, info.Cluster.Leader)
 		} else {
-			leases = info.Cluster.Leader
+			r.leases = info.Cluster.Leader
 		}
 	}
-	return stream, leases, nil
+	return r, nil
+}
+
+// vacate asks every partition stream that node leads to step down (the
+// server hands the leadership to another replica, as an operator does
+// before taking a node down) and waits until node leads none.
+func (d *deployment) vacate(node string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		r, err := d.leaders(ctx)
+		cancel()
+		if err == nil && r.leads(node) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("vacate %s: %w", node, err)
+			}
+			return fmt.Errorf("vacate %s: it still leads %v after %s", node, r.led(d.layout, node), timeout)
+		}
+		if err == nil {
+			for _, name := range r.led(d.layout, node) {
+				resp, err := d.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+name, nil, 3*time.Second)
+				if err != nil {
+					d.t.Logf("step down %s: %v", name, err)
+					continue
+				}
+				var res struct {
+					Success bool `json:"success"`
+					Error   *struct {
+						Description string `json:"description"`
+					} `json:"error"`
+				}
+				if err := json.Unmarshal(resp.Data, &res); err != nil || !res.Success {
+					d.t.Logf("step down %s: %s", name, resp.Data)
+				}
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // leaseOwners reads the owner (worker id) of every partition's lease key.
@@ -590,8 +665,9 @@ func newWorkload(accounts int, seed uint64) *prooftest.Workload {
 
 // publishPaced publishes evs spread over about dur, asynchronously in
 // chunks; a publish that fails or is not acknowledged within 5 s (a node
-// going away) is retried with the same event id, so the stream's
-// deduplication keeps one copy. onProgress gets the count after each chunk.
+// going away) is retried with the same event id, so the partition
+// stream's deduplication keeps one copy. onProgress gets the count after
+// each chunk.
 func (d *deployment) publishPaced(ctx context.Context, evs []prooftest.Planned, dur time.Duration, onProgress func(int)) error {
 	p, err := producer.New(ctx, d.nc, producer.Config{Layout: d.layout, Apps: d.profiles.Rules(), Timeout: 5 * time.Second})
 	if err != nil {

@@ -11,12 +11,14 @@ import (
 )
 
 // TestScaleOutNodeStop: three workers on a three-node NATS cluster (the
-// stream, its consumers and the lease bucket at three replicas), each
-// worker connected to a different node. A mixed workload of the three
-// vendors is published in two phases; half way through the first one node
-// is shut down: the leader of the event stream, or a node that leads
-// neither the stream nor the lease bucket (nor, when possible, the meta
-// group). When the stream is drained:
+// partition streams, their consumers and the lease bucket at three
+// replicas), each worker connected to a different node. A mixed workload
+// of the three vendors is published in two phases; half way through the
+// first one node is shut down: the node leading the most partition
+// streams (they all fail over at once), or a follower: a node that does
+// not lead the lease bucket (nor, when possible, the meta group) and is
+// first made to lead no partition stream (each it leads steps down, as
+// before maintenance). When the streams are drained:
 //
 //   - every friend holds the newest value written per field (nothing lost,
 //     newest wins), and nothing was dead-lettered;
@@ -32,25 +34,34 @@ import (
 func TestScaleOutNodeStop(t *testing.T) {
 	cases := []struct {
 		name   string
-		victim func(streamLeader, leaseLeader, metaLeader string, nodes []string) string
+		victim func(r roles, metaLeader string, nodes []string) string
+		vacate bool // step down the partition streams it leads before the stop
 	}{
-		{"stream leader", func(sl, _, _ string, _ []string) string { return sl }},
-		{"follower", func(sl, ll, ml string, nodes []string) string {
+		{"stream leader", func(r roles, _ string, nodes []string) string {
 			pick := ""
 			for _, n := range nodes {
-				if n != sl && n != ll && (pick == "" || n != ml) {
-					pick = n // leads neither stream; preferably not the meta group either
+				if pick == "" || r.leads(n) > r.leads(pick) {
+					pick = n
 				}
 			}
-			return pick // three nodes, two streams: never ""
-		}},
+			return pick
+		}, false},
+		{"follower", func(r roles, ml string, nodes []string) string {
+			pick := ""
+			for _, n := range nodes {
+				if n != r.leases && (pick == "" || n != ml) {
+					pick = n // not the lease bucket's leader; preferably not the meta group's either
+				}
+			}
+			return pick // three nodes, one lease bucket: never ""
+		}, true},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { runNodeStop(t, tc.victim) })
+		t.Run(tc.name, func(t *testing.T) { runNodeStop(t, tc.victim, tc.vacate) })
 	}
 }
 
-func runNodeStop(t *testing.T, pickVictim func(streamLeader, leaseLeader, metaLeader string, nodes []string) string) {
+func runNodeStop(t *testing.T, pickVictim func(r roles, metaLeader string, nodes []string) string, vacate bool) {
 	start := time.Now()
 	d := newDeployment(t)
 	t.Cleanup(d.stopWorkers) // before the cluster's own cleanup stops the nodes
@@ -96,7 +107,7 @@ func runNodeStop(t *testing.T, pickVictim func(streamLeader, leaseLeader, metaLe
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	streamLeader, leaseLeader, err := d.leaders(ctx)
+	before, err := d.leaders(ctx)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -109,10 +120,23 @@ func runNodeStop(t *testing.T, pickVictim func(streamLeader, leaseLeader, metaLe
 			metaLeader = s.Name()
 		}
 	}
-	victim := pickVictim(streamLeader, leaseLeader, metaLeader, names)
+	victim := pickVictim(before, metaLeader, names)
 	vi := d.nodes.Index(victim)
 	if vi < 0 {
-		t.Fatalf("no node to stop (stream leader %s, lease bucket leader %s)", streamLeader, leaseLeader)
+		t.Fatalf("no node to stop (partition stream leaders %v, lease bucket leader %s)", before.partitions, before.leases)
+	}
+	if vacate {
+		t0 := time.Now()
+		if err := d.vacate(victim, 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("node %s stepped down from %v in %s", victim, before.led(d.layout, victim), time.Since(t0).Round(time.Millisecond))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		before, err = d.leaders(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	var inflight float64
 	for _, wk := range d.workers {
@@ -120,11 +144,11 @@ func runNodeStop(t *testing.T, pickVictim func(streamLeader, leaseLeader, metaLe
 	}
 	stopped := time.Now()
 	d.nodes.Stop(vi)
-	t.Logf("stopped node %s at +%s (%d/%d events published, %.0f accounts with a call in flight); it led: stream %t, lease bucket %t, meta %t",
+	t.Logf("stopped node %s at +%s (%d/%d events published, %.0f accounts with a call in flight); it led: %d of %d partition streams, lease bucket %t, meta %t",
 		victim, stopped.Sub(runStart).Round(time.Millisecond), published.Load(), len(w.Events), inflight,
-		victim == streamLeader, victim == leaseLeader, victim == metaLeader)
+		before.leads(victim), partitions, victim == before.leases, victim == metaLeader)
 
-	// The worker on the stopped node moves to a survivor; both streams get
+	// The worker on the stopped node moves to a survivor; every stream gets
 	// a leader among the survivors.
 	orphan := ids[vi]
 	var moved, led time.Duration
@@ -137,11 +161,11 @@ func runNodeStop(t *testing.T, pickVictim func(streamLeader, leaseLeader, metaLe
 		}
 		if led == 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			sl, ll, err := d.leaders(ctx)
+			r, err := d.leaders(ctx)
 			cancel()
-			if err == nil && sl != victim && ll != victim {
+			if err == nil && r.leads(victim) == 0 && r.leases != victim {
 				led = time.Since(stopped)
-				t.Logf("stream led by %s, lease bucket by %s, seen %s after the stop", sl, ll, led.Round(time.Millisecond))
+				t.Logf("partition streams led by %v, lease bucket by %s, seen %s after the stop", r.partitions, r.leases, led.Round(time.Millisecond))
 			}
 		}
 		if time.Since(stopped) > 30*time.Second {

@@ -39,7 +39,7 @@ type Config struct {
 	// WorkerID names this worker in leases and dead letters. Default:
 	// hostname-pid.
 	WorkerID string `yaml:"worker_id"`
-	// Name is the layout base: stream FRIENDSYNC, subjects friendsync.ev.*,
+	// Name is the layout base: streams FRIENDSYNC_P<p>, subjects friendsync.ev.*,
 	// buckets friendsync-*. Default "friendsync".
 	Name string `yaml:"name"`
 
@@ -75,8 +75,8 @@ type Config struct {
 	// Default 127.0.0.1:9464.
 	HTTPAddr string `yaml:"http_addr"`
 
-	// Partitions is P when this worker creates the stream (default 32);
-	// an existing stream keeps its own P.
+	// Partitions is P when this worker creates the streams (default 32),
+	// one per partition; existing streams keep their own P.
 	Partitions int `yaml:"partitions"`
 	// Replicas of streams and buckets (3 on a cluster). Default 1.
 	Replicas int `yaml:"replicas"`
@@ -206,7 +206,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer, demoProfi
 	demoRate := strconv.FormatFloat(c.DemoRate, 'f', -1, 64)
 	str(&demoRate, "demo-rate", "FRIENDSYNC_DEMO_RATE", "demo events per second")
 	str(&c.HTTPAddr, "http-addr", "FRIENDSYNC_HTTP_ADDR", "address of /metrics, /healthz, /readyz and /ui")
-	num(&c.Partitions, "partitions", "FRIENDSYNC_PARTITIONS", "partition count P when creating the stream")
+	num(&c.Partitions, "partitions", "FRIENDSYNC_PARTITIONS", "partition count P when creating the streams")
 	num(&c.Replicas, "replicas", "FRIENDSYNC_REPLICAS", "stream and bucket replicas")
 	dur(&c.AckWait, "ack-wait", "FRIENDSYNC_ACK_WAIT", "JetStream AckWait")
 	num(&c.MaxDeliver, "max-deliver", "FRIENDSYNC_MAX_DELIVER", "JetStream MaxDeliver")

@@ -47,8 +47,9 @@ func BenchmarkEnqueuePublish(b *testing.B) {
 }
 
 // BenchmarkRawAsyncPublish publishes the same payloads (encoded in
-// advance) with the same Msg-Ids and subjects through plain jetstream
-// PublishMsgAsync with the same MaxPending, then waits for all acks.
+// advance) with the same Msg-Ids, subjects and Expected-Stream headers
+// through plain jetstream PublishMsgAsync with the same MaxPending, then
+// waits for all acks.
 func BenchmarkRawAsyncPublish(b *testing.B) {
 	_, l := setupStream(b, nil)
 	msgs := make([]*nats.Msg, b.N)
@@ -61,9 +62,11 @@ func BenchmarkRawAsyncPublish(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m := nats.NewMsg(l.SubjectFor(&ev, event.LaneBulk, testPartitions))
+		part := event.Partition(ev.App, ev.From, testPartitions)
+		m := nats.NewMsg(l.Subject(event.LaneBulk, part))
 		m.Data = data
 		m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+		m.Header.Set(jetstream.ExpectedStreamHeader, l.PartitionStream(part))
 		msgs[i] = m
 	}
 	nc := testenv.NATS(b)

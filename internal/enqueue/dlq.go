@@ -16,7 +16,6 @@ import (
 
 	"github.com/friendsync/friendsync/event"
 	"github.com/friendsync/friendsync/internal/jobs"
-	"github.com/friendsync/friendsync/producer"
 )
 
 const dlqHelp = `usage: enqueue dlq list [--reason R] [--limit N] [--json]
@@ -26,12 +25,12 @@ list prints the dead letters of stream <STREAM>_DLQ, oldest first: sequence,
 time, reason (invalid, vendor, max_deliver), vendor code, app/from/to and
 the detail.
 
-replay republishes the selected entries to their original subject with a
-fresh Nats-Msg-Id <event id>/replay/<unix-nanos> (so the duplicates window
-does not drop them) and their ORIGINAL version: an entry without ts gets the
-ts of its Friendsync-Version header, so a replay never overwrites a newer
-value. --delete removes each replayed entry once its publish is
-acknowledged.
+replay republishes the selected entries to their original subject (so to
+the stream of its partition, <STREAM>_P<p>) with a fresh Nats-Msg-Id
+<event id>/replay/<unix-nanos> (so the duplicates window does not drop
+them) and their ORIGINAL version: an entry without ts gets the ts of its
+Friendsync-Version header, so a replay never overwrites a newer value.
+--delete removes each replayed entry once its publish is acknowledged.
 `
 
 // dlqEntry is one dead letter as printed by list --json.
@@ -44,6 +43,7 @@ type dlqEntry struct {
 	VendorMessage string          `json:"vendor_message,omitempty"`
 	Detail        string          `json:"detail,omitempty"`
 	OrigSubject   string          `json:"orig_subject,omitempty"`
+	OrigStream    string          `json:"orig_stream,omitempty"`
 	OrigSeq       string          `json:"orig_seq,omitempty"`
 	Delivered     string          `json:"delivered,omitempty"`
 	Worker        string          `json:"worker,omitempty"`
@@ -66,6 +66,7 @@ func newDLQEntry(seq uint64, ts time.Time, subject string, h nats.Header, data [
 		VendorMessage: h.Get(jobs.HdrVendorMessage),
 		Detail:        h.Get(jobs.HdrDetail),
 		OrigSubject:   h.Get(jobs.HdrOrigSubject),
+		OrigStream:    h.Get(jobs.HdrOrigStream),
 		OrigSeq:       h.Get(jobs.HdrOrigSeq),
 		Delivered:     h.Get(jobs.HdrDelivered),
 		Worker:        h.Get(jobs.HdrWorker),
@@ -374,7 +375,8 @@ func runDLQReplay(ctx context.Context, args []string, e *env) error {
 		return err
 	}
 	defer nc.Close()
-	if _, err := openStream(ctx, js, l.Stream(), c.timeout); err != nil {
+	partitions, _, err := openPartitions(ctx, js, l, c.timeout)
+	if err != nil {
 		return err
 	}
 	entries, err := readDLQ(ctx, s, l, sel, c.timeout)
@@ -385,13 +387,13 @@ func runDLQReplay(ctx context.Context, args []string, e *env) error {
 		fmt.Fprintln(e.stdout, "nothing to replay")
 		return nil
 	}
-	rp := replayer{js: js, stream: s, layout: l, timeout: c.timeout, out: e.stdout, errw: e.stderr}
+	rp := replayer{js: js, stream: s, layout: l, partitions: partitions, timeout: c.timeout, out: e.stdout, errw: e.stderr}
 	var replayed, skipped, failed int
 	for _, en := range entries {
 		if ctx.Err() != nil {
 			return fail(ExitInterrupted, "interrupted after replaying %d entries", replayed)
 		}
-		m, why := rp.message(ctx, en, time.Now())
+		m, why := rp.message(en, time.Now())
 		if why != "" {
 			skipped++
 			fmt.Fprintf(e.stderr, "seq %d: not replayed: %s\n", en.Seq, why)
@@ -425,15 +427,15 @@ func runDLQReplay(ctx context.Context, args []string, e *env) error {
 
 type replayer struct {
 	js         jetstream.JetStream
-	stream     jetstream.Stream
+	stream     jetstream.Stream // the DLQ
 	layout     event.Layout
+	partitions int // P
 	timeout    time.Duration
 	out, errw  io.Writer
-	partitions int
 }
 
 // message builds the replay of en, or says why it cannot be replayed.
-func (rp *replayer) message(ctx context.Context, en dlqEntry, now time.Time) (*nats.Msg, string) {
+func (rp *replayer) message(en dlqEntry, now time.Time) (*nats.Msg, string) {
 	ev, err := event.Decode(en.data)
 	if err != nil {
 		return nil, "the payload is not an event (" + reason(err) + "); fix it and publish it anew"
@@ -449,20 +451,18 @@ func (rp *replayer) message(ctx context.Context, en dlqEntry, now time.Time) (*n
 	if err != nil {
 		return nil, reason(err)
 	}
+	// The original subject keeps the entry's lane and partition; its
+	// partition's stream is the one that must store the replay. An entry
+	// without one (or with one of a partition the queue does not have)
+	// goes to the live lane of the partition its app and sender map to.
 	subject := en.OrigSubject
-	if _, _, ok := rp.layout.ParseSubject(subject); !ok {
-		if rp.partitions == 0 {
-			pctx, cancel := context.WithTimeout(ctx, rp.timeout)
-			rp.partitions, err = producer.ReadPartitions(pctx, rp.js, rp.layout)
-			cancel()
-			if err != nil {
-				return nil, "no original subject, and " + err.Error()
-			}
-		}
+	_, p, ok := rp.layout.ParseSubject(subject)
+	if !ok || p >= rp.partitions {
 		if ev.App == "" || ev.From == "" {
-			return nil, "no original subject and no app/from to compute one"
+			return nil, "no usable original subject and no app/from to compute one"
 		}
-		subject = rp.layout.SubjectFor(&ev, event.LaneLive, rp.partitions)
+		p = event.Partition(ev.App, ev.From, rp.partitions)
+		subject = rp.layout.Subject(event.LaneLive, p)
 	}
 	id := ev.ID
 	if id == "" {
@@ -474,7 +474,7 @@ func (rp *replayer) message(ctx context.Context, en dlqEntry, now time.Time) (*n
 	m := nats.NewMsg(subject)
 	m.Data = data
 	m.Header.Set(jetstream.MsgIDHeader, id+"/replay/"+strconv.FormatInt(now.UnixNano(), 10))
-	m.Header.Set(jetstream.ExpectedStreamHeader, rp.layout.Stream())
+	m.Header.Set(jetstream.ExpectedStreamHeader, rp.layout.PartitionStream(p))
 	return m, ""
 }
 

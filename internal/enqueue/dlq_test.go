@@ -61,7 +61,9 @@ func setupDLQ(t *testing.T, js jetstream.JetStream, l event.Layout) {
 		if strings.HasPrefix(f.payload, "{") {
 			var ev event.Event
 			_ = json.Unmarshal([]byte(f.payload), &ev)
-			m.Header.Set(jobs.HdrOrigSubject, l.SubjectFor(&ev, event.LaneLive, testPartitions))
+			part := event.Partition(ev.App, ev.From, testPartitions)
+			m.Header.Set(jobs.HdrOrigSubject, l.Subject(event.LaneLive, part))
+			m.Header.Set(jobs.HdrOrigStream, l.PartitionStream(part))
 			m.Header.Set(jobs.HdrEventID, ev.ID)
 		}
 		if _, err := js.PublishMsg(ctx, m); err != nil {
@@ -102,7 +104,8 @@ func TestDLQList(t *testing.T) {
 					t.Fatalf("%q: %v", line, err)
 				}
 				got = append(got, en.Seq)
-				if en.Seq == 1 && (en.Reason != "vendor" || en.VendorCode != "30001" || en.App != "demo" || en.To != "bob" || en.Detail != "friend not found") {
+				if en.Seq == 1 && (en.Reason != "vendor" || en.VendorCode != "30001" || en.App != "demo" || en.To != "bob" || en.Detail != "friend not found" ||
+					en.OrigStream != l.PartitionStream(event.Partition("demo", "alice", testPartitions))) {
 					t.Errorf("entry 1: %+v", en)
 				}
 				if en.Seq == 2 && en.Payload != "not json" {
@@ -179,7 +182,7 @@ func TestDLQReplay(t *testing.T) {
 	if n := streamMsgs(t, js, jobs.DLQStream(l)); n != 3 {
 		t.Fatalf("DLQ holds %d entries, want 3", n)
 	}
-	if n := streamMsgs(t, js, l.Stream()); n != 3 {
+	if n := eventMsgs(t, js, l); n != 3 {
 		t.Fatalf("a dry run published: %d messages", n)
 	}
 }

@@ -2,9 +2,11 @@ package enqueue
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,41 +22,58 @@ import (
 
 const testPartitions = 8
 
-// setupStream creates the events stream (memory, WorkQueue, DiscardNew,
-// 30 min duplicates window), the meta bucket and a DLQ stream for a unique
-// layout, as a worker would, and removes them at cleanup.
-func setupStream(t testing.TB, adjust func(*jetstream.StreamConfig)) (jetstream.JetStream, event.Layout) {
+// setupStream creates, for a unique layout and as a worker would, the
+// testPartitions partition streams (memory, WorkQueue, DiscardNew, 30 min
+// duplicates window; adjust, if set, changes each one's configuration)
+// and the meta bucket holding P, and removes them and the DLQ stream at
+// cleanup.
+func setupStream(t testing.TB, adjust func(p int, c *jetstream.StreamConfig)) (jetstream.JetStream, event.Layout) {
 	t.Helper()
 	_, js := testenv.JetStream(t)
 	return setupStreamOn(t, js, adjust)
 }
 
 // setupStreamOn is setupStream on another server.
-func setupStreamOn(t testing.TB, js jetstream.JetStream, adjust func(*jetstream.StreamConfig)) (jetstream.JetStream, event.Layout) {
+func setupStreamOn(t testing.TB, js jetstream.JetStream, adjust func(p int, c *jetstream.StreamConfig)) (jetstream.JetStream, event.Layout) {
 	t.Helper()
 	l := event.Layout{Base: strings.ToLower(testenv.Unique("enq"))}
+	cleanupLayout(t, js, l)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cfg := jetstream.StreamConfig{
-		Name: l.Stream(), Subjects: []string{l.Subjects()}, Storage: jetstream.MemoryStorage,
-		Retention: jetstream.WorkQueuePolicy, Discard: jetstream.DiscardNew, Duplicates: 30 * time.Minute,
+	for p := range testPartitions {
+		cfg := jetstream.StreamConfig{
+			Name: l.PartitionStream(p), Subjects: []string{l.PartitionSubjects(p)}, Storage: jetstream.MemoryStorage,
+			Retention: jetstream.WorkQueuePolicy, Discard: jetstream.DiscardNew, Duplicates: 30 * time.Minute,
+		}
+		if adjust != nil {
+			adjust(p, &cfg)
+		}
+		if _, err := js.CreateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if adjust != nil {
-		adjust(&cfg)
-	}
-	if _, err := js.CreateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { testenv.DeleteStreams(t, js, l.Stream(), jobs.DLQStream(l)) })
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: l.MetaBucket(), Storage: jetstream.MemoryStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = js.DeleteKeyValue(context.Background(), l.MetaBucket()) })
 	if _, err := kv.Create(ctx, event.PartitionsKey, []byte(strconv.Itoa(testPartitions))); err != nil {
 		t.Fatal(err)
 	}
 	return js, l
+}
+
+// cleanupLayout removes, at cleanup, every stream a test may make for l:
+// its testPartitions partition streams, the stream named StreamBase()
+// (the one-stream layout), the DLQ and the meta bucket's stream.
+func cleanupLayout(t testing.TB, js jetstream.JetStream, l event.Layout) {
+	t.Helper()
+	t.Cleanup(func() {
+		names := []string{l.StreamBase(), jobs.DLQStream(l), "KV_" + l.MetaBucket()}
+		for p := range testPartitions {
+			names = append(names, l.PartitionStream(p))
+		}
+		testenv.DeleteStreams(t, js, names...)
+	})
 }
 
 // The profiles name their secrets by environment variables that the tests
@@ -123,21 +142,66 @@ func natsArgs(l event.Layout) []string {
 	return []string{"-nats-url", testenv.NATSURL(), "-name", l.Base}
 }
 
-// stored is one message of the events stream.
+// stored is one message of a partition stream.
 type stored struct {
-	seq     uint64
-	subject string
-	msgID   string
-	ev      event.Event
+	stream   string // the partition stream holding it
+	seq      uint64 // in that stream
+	ts       time.Time
+	subject  string
+	msgID    string
+	expected string // its Nats-Expected-Stream header
+	ev       event.Event
 }
 
-// readAll returns every message of the (WorkQueue) events stream without
-// removing any: an explicit-ack consumer that never acks, deleted after.
+// readAll returns every message of the (WorkQueue) partition streams
+// without removing any: an explicit-ack consumer per stream that never
+// acks, deleted after. They come in publish order, as far as the Msg-Ids
+// tell it: those of enqueue and of DLQ replays end in a number that grows
+// with it (the line, the replay's unix nanos); the stream timestamp
+// breaks ties. Every message must be in the stream of its subject's
+// partition and carry that stream in Nats-Expected-Stream.
 func readAll(t testing.TB, js jetstream.JetStream, l event.Layout) []stored {
+	t.Helper()
+	var out []stored
+	for p := range testPartitions {
+		msgs := readStream(t, js, l.PartitionStream(p))
+		for _, m := range msgs {
+			if _, mp, ok := l.ParseSubject(m.subject); !ok || mp != p {
+				t.Errorf("%s holds a message on %s", m.stream, m.subject)
+			}
+			if m.expected != m.stream {
+				t.Errorf("%s seq %d (%s): Nats-Expected-Stream %q, want its partition's stream", m.stream, m.seq, m.msgID, m.expected)
+			}
+		}
+		out = append(out, msgs...)
+	}
+	order := func(m stored) (int64, bool) {
+		n, err := strconv.ParseInt(m.msgID[strings.LastIndexByte(m.msgID, '/')+1:], 10, 64)
+		return n, err == nil
+	}
+	slices.SortStableFunc(out, func(a, b stored) int {
+		na, oka := order(a)
+		nb, okb := order(b)
+		switch {
+		case oka != okb:
+			if oka {
+				return -1
+			}
+			return 1
+		case oka && na != nb:
+			return cmp.Compare(na, nb)
+		}
+		return a.ts.Compare(b.ts)
+	})
+	return out
+}
+
+// readStream returns the messages of one WorkQueue stream, leaving them.
+func readStream(t testing.TB, js jetstream.JetStream, name string) []stored {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, l.Stream())
+	s, err := js.Stream(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,10 +234,13 @@ func readAll(t testing.TB, js jetstream.JetStream, l event.Layout) []stored {
 			if err != nil {
 				t.Fatalf("stored payload %q: %v", m.Data(), err)
 			}
-			out = append(out, stored{seq: md.Sequence.Stream, subject: m.Subject(), msgID: m.Headers().Get(jetstream.MsgIDHeader), ev: ev})
+			out = append(out, stored{
+				stream: name, seq: md.Sequence.Stream, ts: md.Timestamp, subject: m.Subject(),
+				msgID: m.Headers().Get(jetstream.MsgIDHeader), expected: m.Headers().Get(jetstream.ExpectedStreamHeader), ev: ev,
+			})
 		}
 		if n == 0 {
-			t.Fatalf("read %d of %d messages: %v", len(out), want, batch.Error())
+			t.Fatalf("%s: read %d of %d messages: %v", name, len(out), want, batch.Error())
 		}
 	}
 	return out
@@ -190,4 +257,14 @@ func streamMsgs(t testing.TB, js jetstream.JetStream, name string) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// eventMsgs is the number of messages in all of l's partition streams.
+func eventMsgs(t testing.TB, js jetstream.JetStream, l event.Layout) uint64 {
+	t.Helper()
+	var n uint64
+	for p := range testPartitions {
+		n += streamMsgs(t, js, l.PartitionStream(p))
+	}
+	return n
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/friendsync/friendsync/producer"
 )
 
@@ -41,6 +43,7 @@ type arena struct {
 	buf      []byte     // payloads back to back
 	items    []prepared // in line order
 	subjects []string   // interned subjects
+	streams  []string   // Nats-Expected-Stream of each subject (its partition's stream)
 	index    map[string]uint32
 	// through is the last line whose message is in the arena (if valid,
 	// not invalid and not before the checkpoint); later lines must be
@@ -71,8 +74,9 @@ func newArena(limit int, size int64) *arena {
 	return a
 }
 
-// add keeps one prepared message, unless the budget is spent.
-func (a *arena) add(line int, subject string, data []byte) {
+// add keeps one prepared message, unless the budget is spent. stream is
+// the message's Nats-Expected-Stream, which follows from its subject.
+func (a *arena) add(line int, subject, stream string, data []byte) {
 	if a.full {
 		return
 	}
@@ -84,6 +88,7 @@ func (a *arena) add(line int, subject string, data []byte) {
 	if !ok {
 		si = uint32(len(a.subjects))
 		a.subjects = append(a.subjects, subject)
+		a.streams = append(a.streams, stream)
 		a.index[subject] = si
 	}
 	a.items = append(a.items, prepared{line: line, subject: si, off: len(a.buf), n: len(data)})
@@ -118,6 +123,7 @@ type vrec struct {
 	err    error // parse or validation error
 	// Prepared message (publishing runs only, lines after the checkpoint).
 	subject string
+	stream  string // Nats-Expected-Stream
 	data    []byte
 }
 
@@ -234,7 +240,7 @@ func (r *publishRun) validate(ctx context.Context, in io.Reader, size int64, id 
 					res.resumed++
 					res.arena.advance(v.line)
 				} else if v.data != nil {
-					res.arena.add(v.line, v.subject, v.data)
+					res.arena.add(v.line, v.subject, v.stream, v.data)
 				}
 				continue
 			}
@@ -314,5 +320,5 @@ func (r *publishRun) checkRecord(src source, v *vrec, id string, resumeLine int)
 		v.err = err
 		return
 	}
-	v.subject, v.data = m.Subject, m.Data
+	v.subject, v.stream, v.data = m.Subject, m.Header.Get(jetstream.ExpectedStreamHeader), m.Data
 }

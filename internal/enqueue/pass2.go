@@ -60,14 +60,13 @@ func (r *publishRun) publish(ctx context.Context, p1 *pass1, state *checkpoint, 
 	flights := make(chan []flight, max(8, 2*r.o.maxPending/flightBatch))
 	resumeLine := state.Line
 	a := p1.arena
-	stream := r.layout.Stream()
 
-	hr := newHeadroom(func(ctx context.Context) (*jetstream.StreamInfo, error) {
+	hr := newHeadroom(func(ctx context.Context) ([]*jetstream.StreamInfo, error) {
 		ctx, cancel := context.WithTimeout(ctx, r.o.timeout)
 		defer cancel()
-		return r.stream.Info(ctx)
-	}, r.stream.CachedInfo().Config, func(s string) { r.prog.note(s) })
-	r.prog = newProgress(r.o.progress, r.e.stderr, isTerminal(r.e.stderr), p1.valid-p1.resumed, &r.cnt, hr.paused.Load)
+		return partitionInfos(ctx, r.js, r.layout, r.partitions)
+	}, configs(r.streams), func(s string) { r.prog.note(s) })
+	r.prog = newProgress(r.o.progress, r.e.stderr, isTerminal(r.e.stderr), p1.valid-p1.resumed, &r.cnt, hr.paused)
 	r.prog.run()
 	defer r.prog.stop()
 
@@ -133,7 +132,10 @@ func (r *publishRun) publish(ctx context.Context, p1 *pass1, state *checkpoint, 
 		for _, it := range a.items {
 			m := &nats.Msg{Subject: a.subjects[it.subject], Data: a.buf[it.off : it.off+it.n : it.off+it.n], Header: nats.Header{}}
 			m.Header.Set(jetstream.MsgIDHeader, msgID(p1.identity, it.line))
-			m.Header.Set(jetstream.ExpectedStreamHeader, stream)
+			// The producer named the subject's partition stream; a stream
+			// that captured the subject under another name (a misconfigured
+			// or foreign stream) makes the server refuse the message.
+			m.Header.Set(jetstream.ExpectedStreamHeader, a.streams[it.subject])
 			if !send(it.line, m) {
 				return
 			}

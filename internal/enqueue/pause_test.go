@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/friendsync/friendsync/event"
 )
 
 // eventually polls cond until it holds or the deadline passes.
@@ -22,16 +24,19 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// TestPausesWhileStreamOverHalfFull: with MaxMsgs 200 the run stops near
-// 100 stored messages and says so; a consumer draining the stream lets it
+// TestPausesWhileStreamOverHalfFull: every line has the same sender, so
+// one partition stream takes them all; with MaxMsgs 200 per partition
+// stream the run stops near 100 stored messages in that stream, while the
+// others are empty, and names it; a consumer draining it lets the run
 // finish, and no publish ever hits the limit.
 func TestPausesWhileStreamOverHalfFull(t *testing.T) {
 	t.Parallel()
 	const maxMsgs, lines = 200, 1000
-	js, l := setupStream(t, func(c *jetstream.StreamConfig) { c.MaxMsgs = maxMsgs })
+	js, l := setupStream(t, func(_ int, c *jetstream.StreamConfig) { c.MaxMsgs = maxMsgs })
+	full := l.PartitionStream(event.Partition("demo", "u1", testPartitions))
 	var b strings.Builder
 	for i := 1; i <= lines; i++ {
-		fmt.Fprintf(&b, `{"app":"demo","from":"u%d","to":"f%d","remark":"r"}`+"\n", i%13, i)
+		fmt.Fprintf(&b, `{"app":"demo","from":"u1","to":"f%d","remark":"r"}`+"\n", i)
 	}
 	in := writeFile(t, t.TempDir(), "in.ndjson", b.String())
 
@@ -41,10 +46,13 @@ func TestPausesWhileStreamOverHalfFull(t *testing.T) {
 	code := make(chan int, 1)
 	go func() { code <- run(context.Background(), args, e) }()
 
-	eventually(t, 20*time.Second, "the pause", func() bool { return strings.Contains(errw.String(), "paused: stream ") })
-	held := streamMsgs(t, js, l.Stream())
+	eventually(t, 20*time.Second, "the pause", func() bool { return strings.Contains(errw.String(), "paused: stream "+full+" ") })
+	held := streamMsgs(t, js, full)
 	if held <= maxMsgs/2 || held > maxMsgs/2+30 {
-		t.Fatalf("paused with %d messages stored, want just over %d", held, maxMsgs/2)
+		t.Fatalf("paused with %d messages stored in %s, want just over %d", held, full, maxMsgs/2)
+	}
+	if total := eventMsgs(t, js, l); total != held {
+		t.Fatalf("the other partition streams hold %d messages", total-held)
 	}
 	if !strings.Contains(errw.String(), "% full") {
 		t.Errorf("pause line %q lacks the fill level", errw.String())
@@ -56,7 +64,7 @@ func TestPausesWhileStreamOverHalfFull(t *testing.T) {
 	}
 
 	// Drain the stream; the run resumes and completes.
-	s, err := js.Stream(context.Background(), l.Stream())
+	s, err := js.Stream(context.Background(), full)
 	if err != nil {
 		t.Fatal(err)
 	}

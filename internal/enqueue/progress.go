@@ -49,7 +49,7 @@ type progress struct {
 	every  time.Duration
 	total  int64
 	c      *counters
-	paused func() bool
+	paused func() string // the stream a pause waits for, "" when not paused
 	start  time.Time
 
 	mu      sync.Mutex // serialises writes with note()
@@ -64,7 +64,7 @@ type sample struct {
 	done int64
 }
 
-func newProgress(mode string, w io.Writer, terminal bool, total int64, c *counters, paused func() bool) *progress {
+func newProgress(mode string, w io.Writer, terminal bool, total int64, c *counters, paused func() string) *progress {
 	p := &progress{w: w, total: total, c: c, paused: paused, start: time.Now()}
 	switch mode {
 	case progressOff:
@@ -140,7 +140,11 @@ func (p *progress) draw(now time.Time) {
 	} else if el := now.Sub(p.start); el > 0 {
 		rate = float64(done) / el.Seconds()
 	}
-	line := progressLine(p.bar, done, p.total, rate, p.c.retries.Load(), p.paused != nil && p.paused())
+	pausedOn := ""
+	if p.paused != nil {
+		pausedOn = p.paused()
+	}
+	line := progressLine(p.bar, done, p.total, rate, p.c.retries.Load(), pausedOn)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.bar {
@@ -151,8 +155,9 @@ func (p *progress) draw(now time.Time) {
 	}
 }
 
-// progressLine formats one progress line.
-func progressLine(bar bool, done, total int64, rate float64, errors int64, paused bool) string {
+// progressLine formats one progress line; pausedOn names the stream a
+// pause waits for.
+func progressLine(bar bool, done, total int64, rate float64, errors int64, pausedOn string) string {
 	var b strings.Builder
 	frac := 1.0
 	if total > 0 {
@@ -166,8 +171,8 @@ func progressLine(bar bool, done, total int64, rate float64, errors int64, pause
 		b.WriteString("progress: ")
 	}
 	fmt.Fprintf(&b, "%d/%d (%.1f%%)  %.0f ev/s  ETA %s  errors %d", done, total, 100*frac, rate, eta(total-done, rate), errors)
-	if paused {
-		b.WriteString("  PAUSED (stream over half full)")
+	if pausedOn != "" {
+		b.WriteString("  PAUSED (stream " + pausedOn + " over half full)")
 	}
 	return b.String()
 }

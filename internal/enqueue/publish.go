@@ -19,8 +19,10 @@ import (
 
 const publishHelp = `usage: enqueue [publish] [flags] [FILE|-]
 
-Publishes one friend-update event per input line to the friendsync stream
-(bulk lane by default). Every line is validated for its app's vendor BEFORE
+Publishes one friend-update event per input line to the friendsync queue
+(bulk lane by default): each event goes to the stream of its partition,
+<STREAM>_P<p> (FRIENDSYNC_P0..P31 with the default 32 partitions), which a
+worker creates. Every line is validated for its app's vendor BEFORE
 anything is published: by default one bad line aborts the run and nothing is
 published; --skip-invalid publishes the good lines and writes the bad ones
 to a reject file.
@@ -49,11 +51,13 @@ nanoseconds) or more than a day ahead is rejected.
 Idempotence: line N is published with Nats-Msg-Id enqueue/<identity>/N,
 where identity is the first 16 hex digits of the SHA-256 of the input, so a
 re-run of the same input within the stream's duplicates window (30 min) is
-dropped by the stream. --resume continues after the last checkpoint
-(<input>.enqueue-state, written atomically every --checkpoint-every acks).
+dropped by the stream (a line always maps to the same partition stream).
+--resume continues after the last checkpoint (<input>.enqueue-state,
+written atomically every --checkpoint-every acks).
 
-The run pauses while the stream is more than half full (its limits are
-shared with live traffic) and resumes when it drains.
+The run pauses while any partition stream is more than half full (each
+holds 1/P of the queue's limits, shared with live traffic, and rejects
+publishes beyond them) and resumes when it drains.
 `
 
 type publishOptions struct {
@@ -128,10 +132,13 @@ type publishRun struct {
 	lane   event.Lane
 	chk    checker
 
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	prod   *producer.Producer
-	stream jetstream.Stream
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	prod *producer.Producer
+	// partitions is P; streams are the partition streams' infos at
+	// connect, in partition order.
+	partitions int
+	streams    []*jetstream.StreamInfo
 
 	cnt  counters
 	prog *progress
@@ -319,8 +326,9 @@ func (r *publishRun) run(ctx context.Context) error {
 		fmt.Fprintf(r.e.stderr, "%d invalid lines written to %s\n", p1.invalid, o.rejectFile)
 	}
 	if o.dryRun {
-		fmt.Fprintf(r.e.stdout, "dry run: %s: %d valid, %d invalid lines; would publish %d to stream %s (lane %s, msg ids enqueue/%s/<line>)",
-			r.name(), p1.valid, p1.invalid, p1.valid-p1.resumed, r.layout.Stream(), r.lane, id)
+		// A dry run does not connect, so P is unknown: FRIENDSYNC_P*.
+		fmt.Fprintf(r.e.stdout, "dry run: %s: %d valid, %d invalid lines; would publish %d to streams %s (lane %s, msg ids enqueue/%s/<line>)",
+			r.name(), p1.valid, p1.invalid, p1.valid-p1.resumed, streamRange(r.layout, 0), r.lane, id)
 		if p1.resumed > 0 {
 			fmt.Fprintf(r.e.stdout, ", skipping %d by resume", p1.resumed)
 		}
@@ -368,7 +376,7 @@ func (r *publishRun) connect(ctx context.Context) error {
 		nc.Close()
 		return fail(ExitNATS, "jetstream: %v", err)
 	}
-	if r.stream, err = openStream(ctx, r.js, r.layout.Stream(), r.o.timeout); err != nil {
+	if r.partitions, r.streams, err = openPartitions(ctx, r.js, r.layout, r.o.timeout); err != nil {
 		nc.Close()
 		return err
 	}

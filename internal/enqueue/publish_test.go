@@ -88,7 +88,7 @@ func TestPublishNDJSON(t *testing.T) {
 	if res.code != ExitOK || !strings.Contains(res.stdout, "published 0, duplicates 3") {
 		t.Fatalf("re-run: exit %d: %s %s", res.code, res.stdout, res.stderr)
 	}
-	if n := streamMsgs(t, js, l.Stream()); n != 3 {
+	if n := eventMsgs(t, js, l); n != 3 {
 		t.Fatalf("re-run stored %d messages, want 3", n)
 	}
 }
@@ -162,7 +162,7 @@ func TestInvalidLinesAbortWithNothingPublished(t *testing.T) {
 	if strings.Contains(res.stderr, "line 7") {
 		t.Errorf("printed more than -max-errors lines:\n%s", res.stderr)
 	}
-	if n := streamMsgs(t, js, l.Stream()); n != 0 {
+	if n := eventMsgs(t, js, l); n != 0 {
 		t.Fatalf("%d messages published from an invalid input", n)
 	}
 }
@@ -225,7 +225,7 @@ func TestDryRunPublishesNothing(t *testing.T) {
 	t.Run("with profiles and NATS", func(t *testing.T) {
 		res := invoke(t, context.Background(), hooks{}, "", nil,
 			append(natsArgs(l), "-profiles", profilesFile(t), "-dry-run", "-skip-invalid", in)...)
-		if res.code != ExitOK || !strings.Contains(res.stdout, "dry run: "+in+": 3 valid, 4 invalid lines; would publish 3") {
+		if res.code != ExitOK || !strings.Contains(res.stdout, "dry run: "+in+": 3 valid, 4 invalid lines; would publish 3 to streams "+l.StreamBase()+"_P* (lane bulk") {
 			t.Fatalf("exit %d: %s %s", res.code, res.stdout, res.stderr)
 		}
 		if _, err := os.Stat(in + ".rejects"); err == nil {
@@ -239,7 +239,7 @@ func TestDryRunPublishesNothing(t *testing.T) {
 			t.Fatalf("exit %d: %s %s", res.code, res.stdout, res.stderr)
 		}
 	})
-	if n := streamMsgs(t, js, l.Stream()); n != 0 {
+	if n := eventMsgs(t, js, l); n != 0 {
 		t.Fatalf("a dry run published %d messages", n)
 	}
 }
@@ -260,8 +260,8 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"NATS unreachable", []string{"-nats-url", dead, "-profiles", profiles, in}, nil, ExitNATS, "cannot reach NATS at nats://***@127.0.0.1:"},
 		{"NATS from the environment", []string{"-profiles", profiles, in}, map[string]string{"FRIENDSYNC_NATS_URL": dead}, ExitNATS, "cannot reach NATS"},
-		{"stream missing", []string{"-nats-url", testenv.NATSURL(), "-name", l.Base + "-none", "-profiles", profiles, in}, nil, ExitNATS,
-			"stream " + strings.ToUpper(strings.ReplaceAll(l.Base, "-", "_")) + "_NONE not found: start a worker first"},
+		{"streams missing", []string{"-nats-url", testenv.NATSURL(), "-name", l.Base + "-none", "-profiles", profiles, in}, nil, ExitNATS,
+			"stream " + strings.ToUpper(strings.ReplaceAll(l.Base, "-", "_")) + "_NONE_P0 not found: start a worker first"},
 		{"no profiles", append(natsArgs(l), in), nil, ExitUsage, "--profiles (or FRIENDSYNC_PROFILES) is required"},
 		{"vendor flags without dry run", append(natsArgs(l), "-vendor", "demo=tencent", in), nil, ExitUsage, "--vendor is for --dry-run only"},
 		{"missing file", append(natsArgs(l), "-profiles", profiles, dir+"/nope.ndjson"), nil, ExitUsage, "no such file"},
@@ -321,24 +321,71 @@ func TestPublishFromStdinWithStateFile(t *testing.T) {
 	if res.code != ExitUsage || !strings.Contains(res.stderr, "is for other content") {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
-	if n := streamMsgs(t, js, l.Stream()); n != 50 {
+	if n := eventMsgs(t, js, l); n != 50 {
 		t.Fatalf("%d messages, want 50", n)
 	}
 }
 
-// TestPublishFailureNamesTheLine: a lane the stream does not cover makes
-// every publish fail; the run retries, then exits 4 naming the line.
+// TestPublishFailureNamesTheLine: every partition stream captures the
+// subjects of the next partition, so the stream that would store a line
+// is not the one its Nats-Expected-Stream names and the server refuses
+// every publish; the run retries, then exits 4 naming the line, and
+// nothing is stored in a partition's wrong stream.
 func TestPublishFailureNamesTheLine(t *testing.T) {
 	t.Parallel()
-	_, l := setupStream(t, func(c *jetstream.StreamConfig) { c.Subjects = []string{c.Name + ".none"} })
+	js, l := setupStream(t, func(p int, c *jetstream.StreamConfig) {
+		// <base>.ev.*.<p> becomes <base>.ev.*.<p+1 mod P>.
+		c.Subjects = []string{strings.TrimSuffix(c.Subjects[0], strconv.Itoa(p)) + strconv.Itoa((p+1)%testPartitions)}
+	})
 	in := writeFile(t, t.TempDir(), "in.ndjson", `{"app":"demo","from":"a","to":"b","remark":"r"}`+"\n")
 	res := invoke(t, context.Background(), hooks{}, "", nil,
 		append(natsArgs(l), "-profiles", profilesFile(t), "-progress", "off", "-retries", "1", "-timeout", "2s", in)...)
-	if res.code != ExitPublish || !strings.Contains(res.stderr, "line 1: publish failed") || !strings.Contains(res.stderr, "retry 1 of 1") {
+	if res.code != ExitPublish || !strings.Contains(res.stderr, "line 1: publish failed") || !strings.Contains(res.stderr, "retry 1 of 1") ||
+		!strings.Contains(res.stderr, "expected stream does not match") {
 		t.Fatalf("exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	if n := eventMsgs(t, js, l); n != 0 {
+		t.Fatalf("%d messages stored in the wrong partition stream", n)
 	}
 	cp, err := loadCheckpoint(in + ".enqueue-state")
 	if err != nil || cp == nil || cp.Done || cp.Line != 0 {
 		t.Fatalf("checkpoint after a failure: %+v %v", cp, err)
+	}
+}
+
+// TestPartitionStreamsChecked: publish and replay need all P partition
+// streams, and name the missing one; the stream of the one-stream layout
+// of earlier builds gets a migration hint instead.
+func TestPartitionStreamsChecked(t *testing.T) {
+	t.Parallel()
+	js, l := setupStream(t, nil)
+	setupDLQ(t, js, l)
+	testenv.DeleteStreams(t, js, l.PartitionStream(5))
+	in := writeFile(t, t.TempDir(), "in.ndjson", `{"app":"demo","from":"a","to":"b","remark":"r"}`+"\n")
+	want := "stream " + l.PartitionStream(5) + " not found: start a worker first"
+	res := invoke(t, context.Background(), hooks{}, "", nil, append(natsArgs(l), "-profiles", profilesFile(t), in)...)
+	if res.code != ExitNATS || !strings.Contains(res.stderr, want) {
+		t.Fatalf("publish: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	res = invoke(t, context.Background(), hooks{}, "", nil, append([]string{"dlq", "replay", "-all"}, natsArgs(l)...)...)
+	if res.code != ExitNATS || !strings.Contains(res.stderr, want) {
+		t.Fatalf("replay: exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	for p := range testPartitions {
+		if p != 5 && streamMsgs(t, js, l.PartitionStream(p)) != 0 {
+			t.Fatalf("%s holds messages", l.PartitionStream(p))
+		}
+	}
+
+	old := event.Layout{Base: strings.ToLower(testenv.Unique("enq"))}
+	cleanupLayout(t, js, old)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: old.StreamBase(), Subjects: []string{old.Subjects()}, Storage: jetstream.MemoryStorage, Retention: jetstream.WorkQueuePolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res = invoke(t, context.Background(), hooks{}, "", nil, append(natsArgs(old), "-profiles", profilesFile(t), in)...)
+	if res.code != ExitNATS || !strings.Contains(res.stderr, "stream "+old.StreamBase()+" (0 messages) is the one-stream layout") {
+		t.Fatalf("one-stream layout: exit %d: %s %s", res.code, res.stdout, res.stderr)
 	}
 }

@@ -76,7 +76,7 @@ func TestResumeAfterInterruptPublishesExactlyOnce(t *testing.T) {
 	}
 	// The interrupt flushed every outstanding ack before writing the
 	// checkpoint, so it covers all that is stored.
-	if n := streamMsgs(t, js, l.Stream()); n != uint64(cp.Line) {
+	if n := eventMsgs(t, js, l); n != uint64(cp.Line) {
 		t.Errorf("after the interrupt the stream holds %d messages, the checkpoint says %d", n, cp.Line)
 	}
 
@@ -112,7 +112,7 @@ func TestResumeAfterHardKillPublishesExactlyOnce(t *testing.T) {
 	if err != nil || cp == nil || cp.Done || cp.Line > 42_345 {
 		t.Fatalf("checkpoint after the kill: %+v %v", cp, err)
 	}
-	if stored := streamMsgs(t, js, l.Stream()); stored < 42_345 {
+	if stored := eventMsgs(t, js, l); stored < 42_345 {
 		t.Fatalf("stored %d after 42345 acks", stored)
 	}
 

@@ -22,7 +22,7 @@ const (
 	ExitOK          = 0
 	ExitInvalid     = 1   // invalid input; the bad lines are reported
 	ExitUsage       = 2   // bad flags, unreadable input or profiles
-	ExitNATS        = 3   // NATS unreachable, stream or bucket missing
+	ExitNATS        = 3   // NATS unreachable, a stream or bucket missing
 	ExitPublish     = 4   // a line could not be published
 	ExitInterrupted = 130 // interrupted; acks flushed, checkpoint written
 )
@@ -111,7 +111,7 @@ const usage = `enqueue publishes friend-update events to friendsync in bulk, and
   enqueue dlq list [flags]              list dead letters
   enqueue dlq replay [flags]            republish dead letters
 
-Exit codes: 0 ok, 1 invalid input, 2 usage, 3 NATS unreachable or stream missing,
+Exit codes: 0 ok, 1 invalid input, 2 usage, 3 NATS unreachable or a stream missing,
 4 publish failures, 130 interrupted (acks flushed, checkpoint written).
 `
 
@@ -140,7 +140,7 @@ func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
 		c.envs = append(c.envs, envDefault{p, envName, strings.TrimPrefix(def, ", default ")})
 	}
 	str(&c.natsURL, "nats-url", "FRIENDSYNC_NATS_URL", ", default "+DefaultNATSURL, "NATS URL; the embedded worker listens on "+DefaultNATSURL)
-	str(&c.name, "name", "FRIENDSYNC_NAME", ", default "+event.DefaultLayout.Base, "layout base name: stream, subjects, buckets")
+	str(&c.name, "name", "FRIENDSYNC_NAME", ", default "+event.DefaultLayout.Base, "layout base name: streams, subjects, buckets")
 	str(&c.creds, "nats-creds", "FRIENDSYNC_NATS_CREDS", "", "NATS .creds file")
 	str(&c.ca, "nats-ca", "FRIENDSYNC_NATS_CA", "", "CA file for NATS TLS")
 	str(&c.cert, "nats-cert", "FRIENDSYNC_NATS_CERT", "", "client certificate for NATS TLS")
@@ -206,16 +206,17 @@ func (c *common) connect() (*nats.Conn, error) {
 	return nc, nil
 }
 
-// stream looks the events stream up, or explains that a worker creates it.
+// openStream looks a stream up (the DLQ), or explains that a worker
+// creates it. The partition streams are checked by openPartitions.
 func openStream(ctx context.Context, js jetstream.JetStream, name string, timeout time.Duration) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fail(ExitNATS, "stream %s not found: start a worker first (it creates the stream), or check -name", name)
+		return nil, missingStream(name)
 	}
 	if err != nil {
-		return nil, fail(ExitNATS, "stream %s: %v", name, err)
+		return nil, fail(ExitNATS, "stream %s: %w", name, err)
 	}
 	return s, nil
 }

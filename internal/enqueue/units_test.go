@@ -100,28 +100,35 @@ func TestPacerUnpacedAndCancelled(t *testing.T) {
 	})
 }
 
-// fakeStream reports a fill level that a test moves.
-type fakeStream struct {
-	msgs  atomic.Int64
+// fakeStreams are three partition streams: S_P0 steady at 10% of its
+// MaxMsgs, S_P1 at a fill level that a test moves, and S_P2 empty with a
+// larger limit.
+type fakeStreams struct {
+	msgs  atomic.Int64 // of S_P1
 	calls atomic.Int64
 }
 
-func (f *fakeStream) info(context.Context) (*jetstream.StreamInfo, error) {
+func (f *fakeStreams) info(context.Context) ([]*jetstream.StreamInfo, error) {
 	f.calls.Add(1)
-	return &jetstream.StreamInfo{
-		Config: jetstream.StreamConfig{MaxMsgs: 1000, MaxBytes: -1},
-		State:  jetstream.StreamState{Msgs: uint64(f.msgs.Load())},
+	return []*jetstream.StreamInfo{
+		{Config: jetstream.StreamConfig{Name: "S_P0", MaxMsgs: 1000, MaxBytes: -1}, State: jetstream.StreamState{Msgs: 100}},
+		{Config: jetstream.StreamConfig{Name: "S_P1", MaxMsgs: 1000, MaxBytes: -1}, State: jetstream.StreamState{Msgs: uint64(f.msgs.Load())}},
+		{Config: jetstream.StreamConfig{Name: "S_P2", MaxMsgs: 4000, MaxBytes: -1}},
 	}, nil
 }
+
+// TestHeadroomPausesAndResumes: one partition stream over half full
+// pauses the run, whatever the others hold, until it drains.
 
 func TestHeadroomPausesAndResumes(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		fs := &fakeStream{}
+		fs := &fakeStreams{}
 		var notes []string
-		h := newHeadroom(fs.info, jetstream.StreamConfig{MaxMsgs: 1000}, func(s string) { notes = append(notes, s) })
+		cfgs := []jetstream.StreamConfig{{MaxMsgs: 4000}, {MaxMsgs: 1000}, {MaxMsgs: 2000}}
+		h := newHeadroom(fs.info, cfgs, func(s string) { notes = append(notes, s) })
 		if h.every != 50 {
-			t.Fatalf("checks every %d messages, want 50 for MaxMsgs 1000", h.every)
+			t.Fatalf("checks every %d messages, want 50 for the smallest MaxMsgs 1000", h.every)
 		}
 		ctx := context.Background()
 		for range 120 {
@@ -134,8 +141,10 @@ func TestHeadroomPausesAndResumes(t *testing.T) {
 		}
 		fs.msgs.Store(630)
 		start := time.Now()
+		var pausedOn atomic.Value
 		go func() {
 			time.Sleep(3 * time.Second)
+			pausedOn.Store(h.paused())
 			fs.msgs.Store(400)
 		}()
 		for range 50 {
@@ -144,9 +153,12 @@ func TestHeadroomPausesAndResumes(t *testing.T) {
 		if got := time.Since(start); got < 3*time.Second || got > 3*time.Second+headroomPoll {
 			t.Fatalf("paused for %v, want until the stream drained (3s)", got)
 		}
-		want := []string{"paused: stream 63% full (630 messages, 0 bytes); waiting until it is at most 50% full", "resumed: stream 40% full"}
+		want := []string{"paused: stream S_P1 63% full (630 messages, 0 bytes); waiting until it is at most 50% full", "resumed: stream S_P1 40% full"}
 		if !reflect.DeepEqual(notes, want) {
 			t.Fatalf("notes %q, want %q", notes, want)
+		}
+		if got := pausedOn.Load(); got != "S_P1" || h.paused() != "" {
+			t.Fatalf("paused on %q while paused, %q after, want S_P1 and \"\"", got, h.paused())
 		}
 		// A second passes: the next message checks again.
 		fs.msgs.Store(0)
@@ -193,19 +205,19 @@ func TestProgressLine(t *testing.T) {
 		bar              bool
 		done, total, err int64
 		rate             float64
-		paused           bool
+		pausedOn         string
 		want             string
 	}{
-		{"plain", false, 25, 100, 0, 5, false, "progress: 25/100 (25.0%)  5 ev/s  ETA 15s  errors 0"},
-		{"bar", true, 50, 100, 2, 10, false, "[############............] 50/100 (50.0%)  10 ev/s  ETA 5s  errors 2"},
-		{"paused, unknown rate", false, 0, 10, 0, 0, true, "progress: 0/10 (0.0%)  0 ev/s  ETA ?  errors 0  PAUSED (stream over half full)"},
-		{"done", true, 10, 10, 0, 3, false, "[########################] 10/10 (100.0%)  3 ev/s  ETA 0s  errors 0"},
-		{"nothing to do", false, 0, 0, 0, 0, false, "progress: 0/0 (100.0%)  0 ev/s  ETA 0s  errors 0"},
+		{"plain", false, 25, 100, 0, 5, "", "progress: 25/100 (25.0%)  5 ev/s  ETA 15s  errors 0"},
+		{"bar", true, 50, 100, 2, 10, "", "[############............] 50/100 (50.0%)  10 ev/s  ETA 5s  errors 2"},
+		{"paused, unknown rate", false, 0, 10, 0, 0, "S_P3", "progress: 0/10 (0.0%)  0 ev/s  ETA ?  errors 0  PAUSED (stream S_P3 over half full)"},
+		{"done", true, 10, 10, 0, 3, "", "[########################] 10/10 (100.0%)  3 ev/s  ETA 0s  errors 0"},
+		{"nothing to do", false, 0, 0, 0, 0, "", "progress: 0/0 (100.0%)  0 ev/s  ETA 0s  errors 0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := progressLine(tc.bar, tc.done, tc.total, tc.rate, tc.err, tc.paused); got != tc.want {
+			if got := progressLine(tc.bar, tc.done, tc.total, tc.rate, tc.err, tc.pausedOn); got != tc.want {
 				t.Fatalf("got  %q\nwant %q", got, tc.want)
 			}
 		})

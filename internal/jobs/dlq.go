@@ -22,16 +22,17 @@ const (
 	HdrVendorCode    = "Friendsync-Vendor-Code"    // vendor code, when a vendor answered
 	HdrVendorMessage = "Friendsync-Vendor-Message" // vendor text
 	HdrOrigSubject   = "Friendsync-Orig-Subject"
-	HdrOrigSeq       = "Friendsync-Orig-Seq"
-	HdrDelivered     = "Friendsync-Delivered" // delivery count when dead-lettered
-	HdrWorker        = "Friendsync-Worker"    // worker id
-	HdrTime          = "Friendsync-Time"      // RFC 3339 (nanoseconds), UTC
-	HdrVersion       = "Friendsync-Version"   // Version.String() of the event, kept on replay
-	HdrEventID       = "Friendsync-Event-Id"  // the event's id (Nats-Msg-Id)
+	HdrOrigStream    = "Friendsync-Orig-Stream" // the partition stream it was in
+	HdrOrigSeq       = "Friendsync-Orig-Seq"    // its sequence in that stream
+	HdrDelivered     = "Friendsync-Delivered"   // delivery count when dead-lettered
+	HdrWorker        = "Friendsync-Worker"      // worker id
+	HdrTime          = "Friendsync-Time"        // RFC 3339 (nanoseconds), UTC
+	HdrVersion       = "Friendsync-Version"     // Version.String() of the event, kept on replay
+	HdrEventID       = "Friendsync-Event-Id"    // the event's id (Nats-Msg-Id)
 )
 
 // DLQStream is the dead-letter stream of a layout: <STREAM>_DLQ.
-func DLQStream(l event.Layout) string { return l.Stream() + "_DLQ" }
+func DLQStream(l event.Layout) string { return l.StreamBase() + "_DLQ" }
 
 // DLQPrefix is the subject prefix of dead letters: <base>.dlq.
 func DLQPrefix(l event.Layout) string {

@@ -22,7 +22,7 @@ func Pending(ctx context.Context, js jetstream.JetStream, layout event.Layout, p
 	n := 0
 	for p := range partitions {
 		for _, lane := range []event.Lane{event.LaneLive, event.LaneBulk} {
-			c, err := js.Consumer(ctx, layout.Stream(), jobs.ConsumerName(lane, p))
+			c, err := js.Consumer(ctx, layout.PartitionStream(p), jobs.ConsumerName(lane, p))
 			if err != nil {
 				return -1
 			}

@@ -22,11 +22,7 @@ func testLayout(t *testing.T, js jetstream.JetStream) event.Layout {
 	t.Helper()
 	l := event.Layout{Base: strings.ToLower(testenv.Unique("prooftest"))}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = js.DeleteStream(ctx, l.Stream())
-		_ = js.DeleteStream(ctx, jobs.DLQStream(l))
-		_ = js.DeleteKeyValue(ctx, jobs.LeaseBucket(l))
+		testenv.DeleteLayout(t, js, l)
 	})
 	return l
 }
@@ -40,27 +36,33 @@ func TestPending(t *testing.T) {
 	if n := Pending(ctx, js, l, partitions); n != -1 {
 		t.Fatalf("Pending without a stream = %d, want -1", n)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: l.Stream(), Subjects: []string{l.Subjects()}, Storage: jetstream.MemoryStorage}); err != nil {
-		t.Fatal(err)
-	}
-	for p := range partitions {
-		for _, lane := range []event.Lane{event.LaneLive, event.LaneBulk} {
-			if p == 1 && lane == event.LaneBulk {
-				continue
-			}
-			if _, err := js.CreateConsumer(ctx, l.Stream(), jetstream.ConsumerConfig{Durable: jobs.ConsumerName(lane, p),
-				FilterSubject: l.Subject(lane, p), AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-				t.Fatal(err)
-			}
+	// Each partition's consumers live on its own stream.
+	consumer := func(lane event.Lane, p int) {
+		t.Helper()
+		if _, err := js.CreateConsumer(ctx, l.PartitionStream(p), jetstream.ConsumerConfig{Durable: jobs.ConsumerName(lane, p),
+			FilterSubject: l.Subject(lane, p), AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
 		}
 	}
+	stream := func(p int) {
+		t.Helper()
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: l.PartitionStream(p), Subjects: []string{l.PartitionSubjects(p)},
+			Storage: jetstream.MemoryStorage}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream(0)
+	consumer(event.LaneLive, 0)
+	consumer(event.LaneBulk, 0)
+	if n := Pending(ctx, js, l, partitions); n != -1 {
+		t.Fatalf("Pending with partition 1's stream missing = %d, want -1", n)
+	}
+	stream(1)
+	consumer(event.LaneLive, 1)
 	if n := Pending(ctx, js, l, partitions); n != -1 {
 		t.Fatalf("Pending with a consumer missing = %d, want -1", n)
 	}
-	if _, err := js.CreateConsumer(ctx, l.Stream(), jetstream.ConsumerConfig{Durable: jobs.ConsumerName(event.LaneBulk, 1),
-		FilterSubject: l.Subject(event.LaneBulk, 1), AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-		t.Fatal(err)
-	}
+	consumer(event.LaneBulk, 1)
 	if n := Pending(ctx, js, l, partitions); n != 0 {
 		t.Fatalf("Pending of empty consumers = %d", n)
 	}
@@ -70,7 +72,7 @@ func TestPending(t *testing.T) {
 		}
 	}
 	// One fetched and not acked: still counted (ack pending).
-	cons, err := js.Consumer(ctx, l.Stream(), jobs.ConsumerName(event.LaneBulk, 1))
+	cons, err := js.Consumer(ctx, l.PartitionStream(1), jobs.ConsumerName(event.LaneBulk, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,12 +56,12 @@ type Consumer struct {
 	settler  *settler
 	running  atomic.Bool
 
-	mu     sync.Mutex
-	parts  map[int]*partition
-	stream jetstream.Stream // cached handle for GetMsg/DeleteMsg
+	mu      sync.Mutex
+	parts   map[int]*partition
+	streams map[int]jetstream.Stream // cached partition stream handles for GetMsg/DeleteMsg
 
 	cmu        sync.Mutex
-	candidates map[uint64]candidate // stranded-message candidates by stream seq
+	candidates map[msgKey]candidate // stranded-message candidates
 	sweeps     uint64               // sweep generation (sweep loop only)
 }
 
@@ -73,7 +73,7 @@ type partition struct {
 	done   chan struct{}         // closed when intake has returned
 
 	mu      sync.Mutex
-	held    map[uint64]*held // by stream sequence
+	held    map[uint64]*held // by sequence in the partition's stream
 	perLane [2]int           // held by the consumer (lanes index) that delivered them
 	drained chan struct{}    // non-nil while StopPartition waits; closed when held is empty
 	freed   chan struct{}    // buffer 1: signalled when a release makes room (poll at a full window waits on it)
@@ -103,7 +103,8 @@ func NewConsumer(js jetstream.JetStream, cfg Config, topo Topology, workerID str
 	c := &Consumer{
 		js: js, cfg: cfg, topo: topo, workerID: workerID, validate: validate, h: h, log: logger, m: m,
 		parts:      make(map[int]*partition),
-		candidates: make(map[uint64]candidate),
+		streams:    make(map[int]jetstream.Stream),
+		candidates: make(map[msgKey]candidate),
 	}
 	c.settler = &settler{
 		layout: cfg.Layout, workerID: workerID, pub: js, cfg: cfg, log: logger, m: m,
@@ -129,7 +130,7 @@ func (c *Consumer) StartPartition(ctx context.Context, p int) error {
 	pt := &partition{p: p, held: make(map[uint64]*held), done: make(chan struct{}), freed: make(chan struct{}, 1)}
 	for i, lane := range lanes {
 		// CreateOrUpdate is idempotent and repairs a deleted consumer.
-		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Layout.Stream(), consumerConfig(c.cfg, lane, p))
+		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Layout.PartitionStream(p), consumerConfig(c.cfg, lane, p))
 		if err != nil {
 			return fmt.Errorf("queue: start partition %d: consumer %s: %w", p, jobs.ConsumerName(lane, p), err)
 		}
@@ -388,7 +389,7 @@ func (c *Consumer) receive(ctx context.Context, pt *partition, lane event.Lane, 
 	}
 	// From here on heartbeats and StopPartition see h: no more writes.
 	pt.hold(h)
-	c.forget(meta.Seq)
+	c.forget(msgKey{pt.p, meta.Seq})
 
 	settle := func(o jobs.Outcome) { c.settler.settle(h, o, false) }
 	// A partition that is stopping may still have a pull open (pulls are

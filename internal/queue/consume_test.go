@@ -90,7 +90,7 @@ func TestSettleOutcomes(t *testing.T) {
 					wait = cfg.AckWait + 300*time.Millisecond
 				}
 				rec.none(t, wait)
-				eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+				eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 
 				if tc.wantReason == "" {
 					if n := len(dlqEntries(t, js, l)); n != 0 {
@@ -118,7 +118,7 @@ func TestSettleOutcomes(t *testing.T) {
 func checkMeta(t *testing.T, env *jobs.Envelope, l event.Layout, seq uint64, ev *event.Event, maxDeliver int) {
 	t.Helper()
 	m := env.Meta
-	if m.Stream != l.Stream() || m.Seq != seq || m.Lane != event.LaneLive || m.Partition != 1 ||
+	if m.Stream != l.PartitionStream(1) || m.Seq != seq || m.Lane != event.LaneLive || m.Partition != 1 ||
 		m.Subject != l.Subject(event.LaneLive, 1) || m.MsgID != ev.ID || m.MaxDeliver != maxDeliver ||
 		time.Since(m.Published) > time.Minute {
 		t.Fatalf("meta %+v", m)
@@ -139,12 +139,16 @@ func checkDeadLetter(t *testing.T, dl *jetstream.RawStreamMsg, l event.Layout, r
 	if payload != "" && string(dl.Data) != payload {
 		t.Errorf("DLQ payload %q, want the original %q", dl.Data, payload)
 	}
+	_, p, ok := l.ParseSubject(dl.Header.Get(jobs.HdrOrigSubject))
+	if !ok {
+		t.Errorf("DLQ original subject %q is not an event subject", dl.Header.Get(jobs.HdrOrigSubject))
+	}
 	want := map[string]string{
-		jobs.HdrReason:                reason,
-		jobs.HdrOrigSeq:               strconv.FormatUint(seq, 10),
-		jobs.HdrWorker:                worker,
-		jetstream.MsgIDHeader:         fmt.Sprintf("%s/%d/dlq", l.Stream(), seq),
-		jobs.HdrOrigSubject + "?pref": l.SubjectPrefix() + ".",
+		jobs.HdrReason:        reason,
+		jobs.HdrOrigStream:    l.PartitionStream(p),
+		jobs.HdrOrigSeq:       strconv.FormatUint(seq, 10),
+		jobs.HdrWorker:        worker,
+		jetstream.MsgIDHeader: fmt.Sprintf("%s/%d/dlq", l.PartitionStream(p), seq),
 	}
 	if delivered > 0 {
 		want[jobs.HdrDelivered] = strconv.Itoa(delivered)
@@ -218,7 +222,7 @@ func TestInvalidDoesNotBlock(t *testing.T) {
 			}
 		}
 		rec.none(t, 300*time.Millisecond)
-		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 	})
 }
 
@@ -258,7 +262,7 @@ func TestInProgressKeepsHeldMessage(t *testing.T) {
 						t.Fatalf("in_progress_total = %v, want at least 3 heartbeats", got)
 					}
 				}
-				eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+				eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 			})
 		})
 	}
@@ -314,7 +318,7 @@ func TestStopPartition(t *testing.T) {
 			env.Settle(jobs.Outcome{Kind: jobs.Applied})
 		}
 		recB.none(t, 300*time.Millisecond)
-		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 
 		// A clean stop returns as soon as everything is settled, well
 		// before its ctx ends.
@@ -333,7 +337,7 @@ func TestStopPartition(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("clean StopPartition took %v", d)
 		}
-		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 	})
 }
 
@@ -375,7 +379,7 @@ func TestHandlerRefusal(t *testing.T) {
 		if n := testutil.ToFloat64(m.settled.WithLabelValues("live", actionNakDelay)); n != 1 {
 			t.Fatalf("settled{nak_delay} = %v, want 1", n)
 		}
-		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 	})
 }
 

@@ -1,7 +1,7 @@
 // Package queue owns everything JetStream on the worker side: it creates
-// or verifies the event stream, the dead-letter stream, the meta bucket
-// holding the partition count P and the per-(lane, partition) durable pull
-// consumers (Ensure); it pulls the partitions this worker owns, live lane
+// or verifies the event streams (one per partition), the dead-letter
+// stream, the meta bucket holding the partition count P and the
+// per-(lane, partition) durable pull consumers (Ensure); it pulls the partitions this worker owns, live lane
 // first, and hands each decoded, validated event to a Handler as a
 // jobs.Envelope (Consumer); and it settles every envelope through one
 // switch (decide in settle.go): Ack, Nak, NakWithDelay, or a dead-letter
@@ -24,22 +24,31 @@
 //
 // # Decisions
 //
+//   - One stream per partition, PartitionStream(p) with subjects
+//     <base>.ev.*.<p>, holding both lanes; the consumers of p filter it by
+//     lane. One stream with a filtered consumer per lane and partition cost
+//     the server 1.5x per message (docs/BENCHMARKS.md). Stream sequences
+//     are per partition, so everything keyed by a sequence (held messages,
+//     sweeper candidates, dead-letter ids) is keyed by partition too.
+//     MaxMsgs and MaxBytes bound the whole queue: each stream gets 1/P.
 //   - Ensure refuses an existing stream whose retention, subjects, discard
-//     policy or storage differ, naming every conflict. Limits only rise: a
+//     policy or storage differ, naming every conflict, and the one stream
+//     of earlier builds (StreamBase(), subjects <base>.ev.>), whose
+//     subjects overlap the partition streams'. Limits only rise: a
 //     higher configured MaxMsgs/MaxBytes/MaxAge is applied, a lower one is
 //     kept with a warning in Topology.Warnings (lowering can drop queued
 //     work). Duplicates always follows the configuration; a replica
 //     difference is a warning. P is written once with KV Create before the
-//     stream exists; a stream with messages or consumers but no P key is
-//     refused (P cannot be guessed).
+//     streams exist; a partition-0 stream with messages or consumers but
+//     no P key is refused (P cannot be guessed).
 //   - Spare delivery: the consumers' server-side MaxDeliver is
 //     Config.MaxDeliver+1. The application's last delivery is MaxDeliver
 //     (jobs.Meta.MaxDeliver); RetryLater or Released on it is dead-lettered
 //     (max_deliver). The spare delivery only happens when the worker holding
 //     the last one died without settling; it is dead-lettered on receipt,
 //     without reaching the Handler.
-//   - The MAX_DELIVERIES advisory (queue group, one worker per advisory)
-//     covers a worker dying on the spare delivery too: GetMsg by sequence,
+//   - The MAX_DELIVERIES advisory (a queue group named by the layout, one
+//     worker per advisory) covers a worker dying on the spare delivery too: GetMsg by sequence,
 //     DLQ copy, DeleteMsg. Advisories are not durable, so Run also sweeps
 //     the owned partitions. Verified on 2.9.10 and 2.15.2: an exhausted
 //     message stays in the WorkQueue stream, leaves the consumer's pending

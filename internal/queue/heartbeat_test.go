@@ -64,22 +64,27 @@ func TestHeartbeat(t *testing.T) {
 
 // TestObserveStranded checks the sweeper's candidate rules on fixed times.
 func TestObserveStranded(t *testing.T) {
-	c := &Consumer{cfg: Config{StrandedAfter: time.Minute}, candidates: map[uint64]candidate{}}
+	c := &Consumer{cfg: Config{StrandedAfter: time.Minute}, candidates: map[msgKey]candidate{}}
 	t0 := time.Now()
-	if c.observe(1, true, 1, t0) {
+	a1, b1, a2 := msgKey{0, 1}, msgKey{1, 1}, msgKey{0, 2}
+	if c.observe(a1, true, 1, t0) {
 		t.Fatal("a definite candidate is due on its first sighting")
 	}
-	if !c.observe(1, true, 2, t0.Add(time.Second)) {
+	if !c.observe(a1, true, 2, t0.Add(time.Second)) {
 		t.Fatal("a definite candidate is not due on its second sighting")
 	}
-	if c.observe(2, false, 1, t0) || c.observe(2, false, 2, t0.Add(59*time.Second)) {
+	// Sequences are per partition stream: seq 1 of partition 1 is another message.
+	if c.observe(b1, true, 2, t0.Add(time.Second)) {
+		t.Fatal("partition 1's seq 1 is due on its first sighting: it shared partition 0's")
+	}
+	if c.observe(a2, false, 1, t0) || c.observe(a2, false, 2, t0.Add(59*time.Second)) {
 		t.Fatal("a busy-consumer candidate is due before StrandedAfter")
 	}
-	c.forget(2) // delivered again: the clock restarts
-	if c.observe(2, false, 3, t0.Add(61*time.Second)) {
+	c.forget(a2) // delivered again: the clock restarts
+	if c.observe(a2, false, 3, t0.Add(61*time.Second)) {
 		t.Fatal("a candidate is due right after a delivery reset it")
 	}
-	if !c.observe(2, false, 4, t0.Add(122*time.Second)) {
+	if !c.observe(a2, false, 4, t0.Add(122*time.Second)) {
 		t.Fatal("a busy-consumer candidate is not due after StrandedAfter")
 	}
 }

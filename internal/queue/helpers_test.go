@@ -52,9 +52,36 @@ func testLayout(t *testing.T, js jetstream.JetStream) event.Layout {
 	t.Helper()
 	l := event.Layout{Base: strings.ToLower(testenv.Unique("fsq"))}
 	t.Cleanup(func() {
-		testenv.DeleteStreams(t, js, l.Stream(), jobs.DLQStream(l), "KV_"+l.MetaBucket())
+		testenv.DeleteLayout(t, js, l)
 	})
 	return l
+}
+
+// eventStreams names the streams that hold l's event subjects (its
+// partition streams, and an old one-stream stream if a test made one).
+func eventStreams(t *testing.T, js jetstream.JetStream, l event.Layout) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(l.Subjects()))
+	var out []string
+	for n := range names.Name() {
+		out = append(out, n)
+	}
+	if err := names.Err(); err != nil {
+		t.Errorf("list streams of %s: %v", l.Subjects(), err)
+	}
+	return out
+}
+
+// eventMsgs is the number of messages in all of l's event streams.
+func eventMsgs(t *testing.T, js jetstream.JetStream, l event.Layout) uint64 {
+	t.Helper()
+	var n uint64
+	for _, name := range eventStreams(t, js, l) {
+		n += streamMsgs(t, js, name)
+	}
+	return n
 }
 
 // testConfig is a small, fast configuration for integration tests.

@@ -15,8 +15,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// advisoryQueueGroup makes one worker handle each max-deliveries advisory.
-const advisoryQueueGroup = "friendsync-max-deliveries"
+// advisoryQueueGroup makes one worker of a layout handle each
+// max-deliveries advisory. The subscription's subject is a wildcard shared
+// by every deployment on the NATS account, so the group is named by the
+// layout: one group would hand an advisory to another deployment's worker,
+// which drops it.
+func advisoryQueueGroup(l event.Layout) string { return "friendsync-max-deliveries-" + l.StreamBase() }
 
 // maxSweepScan bounds the messages the sweeper reads per consumer and sweep.
 const maxSweepScan = 64
@@ -40,9 +44,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	defer c.running.Store(false)
 
-	subject := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + c.cfg.Layout.Stream() + ".*"
+	// <stream>.<consumer>: a token wildcard cannot select the layout's
+	// streams by prefix, so onAdvisory drops the other streams'.
+	subject := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.*"
 	advisories := make(chan *nats.Msg, 256)
-	sub, err := c.js.Conn().ChanQueueSubscribe(subject, advisoryQueueGroup, advisories)
+	sub, err := c.js.Conn().ChanQueueSubscribe(subject, advisoryQueueGroup(c.cfg.Layout), advisories)
 	if err != nil {
 		return fmt.Errorf("queue: run: subscribe %s: %w", subject, err)
 	}
@@ -154,51 +160,53 @@ func (c *Consumer) onAdvisory(ctx context.Context, msg *nats.Msg) {
 		c.log.Warn("queue: unreadable max-deliveries advisory", slog.Any("error", err))
 		return
 	}
-	if a.Stream != c.cfg.Layout.Stream() {
+	p, ok := c.cfg.Layout.ParsePartitionStream(a.Stream)
+	if !ok || p >= c.topo.Partitions {
 		return
 	}
 	detail := fmt.Sprintf("consumer %s gave up after %d deliveries without a settle (max-deliveries advisory)", a.Consumer, a.Deliveries)
-	if err := c.rescue(ctx, a.StreamSeq, int(a.Deliveries), detail); err != nil {
-		c.log.Error("queue: max-deliveries rescue failed; the sweeper retries", slog.Uint64("stream_seq", a.StreamSeq), slog.Any("error", err))
+	if err := c.rescue(ctx, p, a.StreamSeq, int(a.Deliveries), detail); err != nil {
+		c.log.Error("queue: max-deliveries rescue failed; the sweeper retries", slog.Int("partition", p),
+			slog.Uint64("stream_seq", a.StreamSeq), slog.Any("error", err))
 	}
 }
 
-// streamHandle returns the (cached) event stream.
-func (c *Consumer) streamHandle(ctx context.Context) (jetstream.Stream, error) {
+// streamHandle returns the (cached) stream of partition p.
+func (c *Consumer) streamHandle(ctx context.Context, p int) (jetstream.Stream, error) {
 	c.mu.Lock()
-	s := c.stream
+	s := c.streams[p]
 	c.mu.Unlock()
 	if s != nil {
 		return s, nil
 	}
-	s, err := c.js.Stream(ctx, c.cfg.Layout.Stream())
+	s, err := c.js.Stream(ctx, c.cfg.Layout.PartitionStream(p))
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.stream = s
+	c.streams[p] = s
 	c.mu.Unlock()
 	return s, nil
 }
 
-// rescue copies stream message seq to the DLQ (max_deliver) and deletes
-// it. A message already gone is fine (settled, or rescued by another
-// worker: the DLQ copy deduplicates by Msg-Id).
-func (c *Consumer) rescue(ctx context.Context, seq uint64, delivered int, detail string) error {
-	s, err := c.streamHandle(ctx)
+// rescue copies message seq of partition p's stream to the DLQ
+// (max_deliver) and deletes it. A message already gone is fine (settled,
+// or rescued by another worker: the DLQ copy deduplicates by Msg-Id).
+func (c *Consumer) rescue(ctx context.Context, p int, seq uint64, delivered int, detail string) error {
+	s, err := c.streamHandle(ctx, p)
 	if err != nil {
-		return fmt.Errorf("queue: rescue seq %d: %w", seq, err)
+		return fmt.Errorf("queue: rescue partition %d seq %d: %w", p, seq, err)
 	}
 	raw, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("queue: rescue seq %d: get: %w", seq, err)
+		return fmt.Errorf("queue: rescue partition %d seq %d: get: %w", p, seq, err)
 	}
-	meta := jobs.Meta{Stream: c.cfg.Layout.Stream(), Subject: raw.Subject, Seq: raw.Sequence, Published: raw.Time}
+	meta := jobs.Meta{Stream: c.cfg.Layout.PartitionStream(p), Subject: raw.Subject, Seq: raw.Sequence, Published: raw.Time}
 	dl := deadLetter{
-		reason: jobs.ReasonMaxDeliver, detail: detail, subject: raw.Subject, seq: raw.Sequence,
+		reason: jobs.ReasonMaxDeliver, detail: detail, stream: meta.Stream, subject: raw.Subject, seq: raw.Sequence,
 		delivered: delivered, data: raw.Data, eventID: raw.Header.Get(jetstream.MsgIDHeader),
 		version: jobs.VersionOf(&event.Event{}, meta),
 	}
@@ -213,11 +221,11 @@ func (c *Consumer) rescue(ctx context.Context, seq uint64, delivered int, detail
 		return err
 	}
 	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("queue: rescue seq %d: copied to the DLQ, delete failed: %w", seq, err)
+		return fmt.Errorf("queue: rescue partition %d seq %d: copied to the DLQ, delete failed: %w", p, seq, err)
 	}
 	c.m.incDLQ(jobs.ReasonMaxDeliver)
 	c.m.incStranded()
-	c.log.Warn("queue: dead-lettered a message the consumer gave up on", slog.Uint64("stream_seq", seq),
+	c.log.Warn("queue: dead-lettered a message the consumer gave up on", slog.Int("partition", p), slog.Uint64("stream_seq", seq),
 		slog.String("reason", jobs.ReasonMaxDeliver), slog.String("detail", detail))
 	return nil
 }
@@ -230,10 +238,17 @@ type candidate struct {
 	sweep     uint64
 }
 
-// forget drops seq from the candidates: it was just delivered.
-func (c *Consumer) forget(seq uint64) {
+// msgKey names a message: its partition and its sequence in the
+// partition's stream.
+type msgKey struct {
+	p   int
+	seq uint64
+}
+
+// forget drops k from the candidates: it was just delivered.
+func (c *Consumer) forget(k msgKey) {
 	c.cmu.Lock()
-	delete(c.candidates, seq)
+	delete(c.candidates, k)
 	c.cmu.Unlock()
 }
 
@@ -250,17 +265,17 @@ func (c *Consumer) forget(seq uint64) {
 //   - otherwise (a busy consumer) not delivered for StrandedAfter, longer
 //     than any Nak delay or AckWait can keep a pending message waiting.
 func (c *Consumer) sweep(ctx context.Context) {
-	s, err := c.streamHandle(ctx)
-	if err != nil {
-		c.log.Debug("queue: sweep: stream", slog.Any("error", err))
-		return
-	}
 	c.sweeps++ // only the sweep loop touches it
 	gen := c.sweeps
 
 	now := time.Now()
-	var due []uint64
+	var due []msgKey
 	for _, pt := range c.partitionList() {
+		s, err := c.streamHandle(ctx, pt.p)
+		if err != nil {
+			c.log.Debug("queue: sweep: stream", slog.Int("partition", pt.p), slog.Any("error", err))
+			continue
+		}
 		for li, cons := range pt.cons {
 			ci, err := cons.Info(ctx)
 			if err != nil {
@@ -287,8 +302,9 @@ func (c *Consumer) sweep(ctx context.Context) {
 					continue
 				}
 				definite := raw.Sequence <= floor || idle
-				if c.observe(raw.Sequence, definite, gen, now) {
-					due = append(due, raw.Sequence)
+				k := msgKey{pt.p, raw.Sequence}
+				if c.observe(k, definite, gen, now) {
+					due = append(due, k)
 				}
 				if !definite {
 					break // a busy consumer: only the message pinning the floor is worth a look
@@ -298,34 +314,34 @@ func (c *Consumer) sweep(ctx context.Context) {
 	}
 	// Forget candidates not seen in this sweep (delivered or gone since).
 	c.cmu.Lock()
-	for seq, cd := range c.candidates {
+	for k, cd := range c.candidates {
 		if cd.sweep != gen {
-			delete(c.candidates, seq)
+			delete(c.candidates, k)
 		}
 	}
 	c.cmu.Unlock()
 
-	for _, seq := range due {
-		if err := c.rescue(ctx, seq, 0, "stranded: in the stream but no longer deliverable by its consumer (sweep)"); err != nil {
-			c.log.Error("queue: sweep rescue failed", slog.Uint64("stream_seq", seq), slog.Any("error", err))
+	for _, k := range due {
+		if err := c.rescue(ctx, k.p, k.seq, 0, "stranded: in the stream but no longer deliverable by its consumer (sweep)"); err != nil {
+			c.log.Error("queue: sweep rescue failed", slog.Int("partition", k.p), slog.Uint64("stream_seq", k.seq), slog.Any("error", err))
 			continue
 		}
-		c.forget(seq)
+		c.forget(k)
 	}
 }
 
 // observe records a sighting and reports whether the candidate is due.
-func (c *Consumer) observe(seq uint64, definite bool, gen uint64, now time.Time) bool {
+func (c *Consumer) observe(k msgKey, definite bool, gen uint64, now time.Time) bool {
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
-	cd, ok := c.candidates[seq]
+	cd, ok := c.candidates[k]
 	if !ok {
 		cd = candidate{firstSeen: now}
 	}
 	cd.sightings++
 	cd.definite = definite
 	cd.sweep = gen
-	c.candidates[seq] = cd
+	c.candidates[k] = cd
 	if definite {
 		return cd.sightings >= 2
 	}

@@ -52,7 +52,7 @@ func TestKilledOnLastDelivery(t *testing.T) {
 			t.Errorf("detail %q, want it to name the spare delivery", d)
 		}
 		rec.none(t, 200*time.Millisecond)
-		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 	})
 }
 
@@ -61,7 +61,7 @@ func TestKilledOnLastDelivery(t *testing.T) {
 // gives up (MaxDeliver+1 deliveries). Naks make it quick.
 func killDeliveries(t *testing.T, js jetstream.JetStream, cfg Config, p int) {
 	t.Helper()
-	cons, err := js.Consumer(t.Context(), cfg.Layout.Stream(), jobs.ConsumerName(event.LaneLive, p))
+	cons, err := js.Consumer(t.Context(), cfg.Layout.PartitionStream(p), jobs.ConsumerName(event.LaneLive, p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,14 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 		m := NewMetrics(prometheus.NewRegistry())
 		startConsumer(t, js, cfg, topo, "w-listener", nil, newRecorder(), true, m)
 		startConsumer(t, js, cfg, topo, "w-listener-2", nil, newRecorder(), true, nil) // same queue group
-		time.Sleep(100 * time.Millisecond)                                             // subscriptions registered
+		// Workers of another deployment on the same account hear the same
+		// advisories; they must not take this layout's share of them.
+		other := safetyConfig(testLayout(t, js))
+		otherTopo := ensure(t, js, other)
+		for i := range 3 {
+			startConsumer(t, js, other, otherTopo, "w-other-"+strconv.Itoa(i), nil, newRecorder(), true, nil)
+		}
+		time.Sleep(100 * time.Millisecond) // subscriptions registered
 		ev := newEvent(t, "exhausted", 1, topo.Partitions)
 		ack := publish(t, js, l, event.LaneLive, topo.Partitions, ev)
 
@@ -117,7 +124,7 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 		if got, want := dl.Header.Get(jobs.HdrVersion), (jobs.Version{TS: ev.TS, Seq: ack.Sequence}).String(); got != want {
 			t.Errorf("version header %q, want %q", got, want)
 		}
-		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 		time.Sleep(200 * time.Millisecond)
 		if n := len(dlqEntries(t, js, l)); n != 1 {
 			t.Fatalf("DLQ holds %d entries, want 1 (one worker per advisory)", n)
@@ -140,12 +147,12 @@ func TestSweeperFindsStrandedMessage(t *testing.T) {
 		ack := publish(t, js, l, event.LaneLive, topo.Partitions, ev)
 		killDeliveries(t, js, cfg, 0)
 
-		cons, err := js.Consumer(t.Context(), l.Stream(), jobs.ConsumerName(event.LaneLive, 0))
+		cons, err := js.Consumer(t.Context(), l.PartitionStream(0), jobs.ConsumerName(event.LaneLive, 0))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ci := cons.CachedInfo()
-		if n := streamMsgs(t, js, l.Stream()); n != 1 || ci.NumAckPending != 0 || ci.NumPending != 0 || ci.Delivered.Stream < ack.Sequence {
+		if n := eventMsgs(t, js, l); n != 1 || ci.NumAckPending != 0 || ci.NumPending != 0 || ci.Delivered.Stream < ack.Sequence {
 			t.Fatalf("server state after max deliveries: stream msgs %d, ack pending %d, pending %d, delivered %d (want 1, 0, 0, >= %d)",
 				n, ci.NumAckPending, ci.NumPending, ci.Delivered.Stream, ack.Sequence)
 		}
@@ -159,7 +166,7 @@ func TestSweeperFindsStrandedMessage(t *testing.T) {
 		if d := dl.Header.Get(jobs.HdrDetail); !strings.Contains(d, "sweep") {
 			t.Errorf("detail %q, want the sweep named", d)
 		}
-		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 		if got := testutil.ToFloat64(m.maxDelivery); got != 1 {
 			t.Errorf("stranded_total = %v, want 1", got)
 		}
@@ -171,7 +178,7 @@ func TestSweeperFindsStrandedMessage(t *testing.T) {
 		env := rec.next(t, 3*time.Second)
 		time.Sleep(5 * cfg.SweepInterval)
 		env.Settle(jobs.Outcome{Kind: jobs.Applied})
-		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 		if n := len(dlqEntries(t, js, l)); n != 1 {
 			t.Fatalf("DLQ holds %d entries, want only the stranded one", n)
 		}
@@ -238,7 +245,7 @@ func TestLiveFirst(t *testing.T) {
 		if got, want := strings.Join(order[:10], ""), "llllbllllb"; got != want {
 			t.Fatalf("first deliveries %q, want %q (all live first, one bulk per busy round)", got, want)
 		}
-		eventually(t, 2*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 2*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 		if got := testutil.ToFloat64(m.received.WithLabelValues("bulk")); got != 12 {
 			t.Fatalf("received{bulk} = %v, want 12", got)
 		}
@@ -371,7 +378,7 @@ func TestEmptyBulkNotPulledEveryRound(t *testing.T) {
 		}
 		var live, bulk atomic.Int64
 		nc := js.Conn()
-		next := "$JS.API.CONSUMER.MSG.NEXT." + l.Stream() + "."
+		next := "$JS.API.CONSUMER.MSG.NEXT." + l.PartitionStream(0) + "."
 		for _, c := range []struct {
 			lane event.Lane
 			n    *atomic.Int64
@@ -390,7 +397,7 @@ func TestEmptyBulkNotPulledEveryRound(t *testing.T) {
 			return nil
 		})
 		startConsumer(t, js, cfg, topo, "w-bulk-recheck", nil, h, true, nil, 0)
-		eventually(t, 60*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 60*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 		lv, bk := live.Load(), bulk.Load()
 		t.Logf("pull requests while draining %d live messages: live %d, bulk %d", n, lv, bk)
 		if lv < int64(n/cfg.FetchBatch) {

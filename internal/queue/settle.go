@@ -183,7 +183,7 @@ func (s *settler) apply(h *held, o jobs.Outcome, act action) {
 	case doDLQ:
 		dl := deadLetter{
 			reason: act.reason, detail: act.detail, code: o.Code, message: o.Message,
-			subject: h.meta.Subject, seq: h.meta.Seq, delivered: h.meta.Delivered,
+			stream: h.meta.Stream, subject: h.meta.Subject, seq: h.meta.Seq, delivered: h.meta.Delivered,
 			version: h.version, eventID: h.eventID, data: h.msg.Data(),
 		}
 		if perr := s.publishDLQ(dl); perr != nil {
@@ -211,15 +211,16 @@ func (s *settler) apply(h *held, o jobs.Outcome, act action) {
 // deadLetter is one DLQ entry.
 type deadLetter struct {
 	reason, detail, code, message string
-	subject                       string
-	seq                           uint64
-	delivered                     int // 0: unknown, header left out
+	stream, subject               string
+	seq                           uint64 // in stream
+	delivered                     int    // 0: unknown, header left out
 	version                       jobs.Version
 	eventID                       string
 	data                          []byte
 }
 
-// dlqMsgID deduplicates a retried dead-letter copy of one stream message.
+// dlqMsgID deduplicates a retried dead-letter copy of one stream message
+// (sequences are per stream, so the stream is part of it).
 func dlqMsgID(stream string, seq uint64) string {
 	return stream + "/" + strconv.FormatUint(seq, 10) + "/dlq"
 }
@@ -240,6 +241,7 @@ func (s *settler) publishDLQ(dl deadLetter) error {
 	set(jobs.HdrVendorCode, dl.code)
 	set(jobs.HdrVendorMessage, dl.message)
 	set(jobs.HdrOrigSubject, dl.subject)
+	set(jobs.HdrOrigStream, dl.stream)
 	set(jobs.HdrOrigSeq, strconv.FormatUint(dl.seq, 10))
 	if dl.delivered > 0 {
 		set(jobs.HdrDelivered, strconv.Itoa(dl.delivered))
@@ -249,10 +251,10 @@ func (s *settler) publishDLQ(dl deadLetter) error {
 	set(jobs.HdrVersion, dl.version.String())
 	set(jobs.HdrEventID, dl.eventID)
 	_, err := s.pub.PublishMsg(ctx, msg,
-		jetstream.WithMsgID(dlqMsgID(s.layout.Stream(), dl.seq)),
+		jetstream.WithMsgID(dlqMsgID(dl.stream, dl.seq)),
 		jetstream.WithExpectStream(jobs.DLQStream(s.layout)))
 	if err != nil {
-		return fmt.Errorf("queue: dead-letter seq %d: %w", dl.seq, err)
+		return fmt.Errorf("queue: dead-letter %s seq %d: %w", dl.stream, dl.seq, err)
 	}
 	return nil
 }

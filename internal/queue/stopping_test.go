@@ -61,6 +61,6 @@ func TestStopWhilePullOpen(t *testing.T) {
 			}
 			env.Settle(jobs.Outcome{Kind: jobs.Applied})
 		}
-		eventually(t, 3*time.Second, "event stream empty", func() bool { return streamMsgs(t, js, l.Stream()) == 0 })
+		eventually(t, 3*time.Second, "event stream empty", func() bool { return eventMsgs(t, js, l) == 0 })
 	})
 }

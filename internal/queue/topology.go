@@ -29,19 +29,23 @@ type Topology struct {
 //
 //   - the meta bucket and its partitions key (written once; an existing
 //     value wins over cfg.Partitions),
-//   - the event stream (WorkQueue, DiscardNew, limits, Duplicates window),
+//   - one event stream per partition, PartitionStream(p) with subjects
+//     <base>.ev.*.<p> (WorkQueue, DiscardNew, limits, Duplicates window),
 //   - the dead-letter stream (Limits retention, DLQMaxAge),
-//   - one durable pull consumer per lane and partition.
+//   - one durable pull consumer per lane and partition, on its partition's
+//     stream.
 //
 // An existing stream whose retention, subjects, discard policy or storage
 // differ is refused with an error naming every conflict: those cannot be
-// changed in place without losing work. Limits are only ever raised: a
-// configured MaxMsgs, MaxBytes, MaxAge (or DLQ MaxAge) above the existing
-// one is applied, one below it is left alone with a warning (lowering a
-// limit can drop queued work, so an operator does it by hand). The
-// Duplicates window is always set to the configured value, and a replica
-// count difference is a warning (scaling is an operator's decision).
-// The lease bucket belongs to another package.
+// changed in place without losing work. So is a stream named StreamBase()
+// that captures the event subjects (the one-stream layout of earlier
+// builds): its subjects overlap the partition streams'. Limits are only
+// ever raised: a configured MaxMsgs, MaxBytes, MaxAge (or DLQ MaxAge)
+// above the existing one is applied, one below it is left alone with a
+// warning (lowering a limit can drop queued work, so an operator does it
+// by hand). The Duplicates window is always set to the configured value,
+// and a replica count difference is a warning (scaling is an operator's
+// decision). The lease bucket belongs to another package.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (Topology, error) {
 	if js == nil {
 		return Topology{}, errors.New("queue: ensure: nil JetStream")
@@ -53,27 +57,39 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (Topology, 
 	l := cfg.Layout
 	var topo Topology
 
-	// Look at the stream before the key: the key is written before the
-	// stream is created, so a stream that exists without a key means the
-	// key was lost, and P cannot be guessed.
-	existing, err := streamInfo(ctx, js, l.Stream())
+	if err := refuseOneStream(ctx, js, l); err != nil {
+		return Topology{}, err
+	}
+	// Look at the streams before the key: the key is written before the
+	// first stream is created, so a stream that exists without a key means
+	// the key was lost, and P cannot be guessed.
+	first, err := streamInfo(ctx, js, l.PartitionStream(0))
 	if err != nil {
-		return Topology{}, fmt.Errorf("queue: ensure: stream %s: %w", l.Stream(), err)
+		return Topology{}, fmt.Errorf("queue: ensure: stream %s: %w", l.PartitionStream(0), err)
 	}
 
-	p, warn, err := ensurePartitions(ctx, js, cfg, existing)
+	p, warn, err := ensurePartitions(ctx, js, cfg, first)
 	if err != nil {
 		return Topology{}, err
 	}
 	topo.Partitions = p
 	topo.Warnings = append(topo.Warnings, warn...)
 
-	want := eventStreamConfig(cfg)
-	warn, err = ensureStream(ctx, js, existing, want, true)
-	if err != nil {
-		return Topology{}, err
+	var streamWarn []string
+	for part := range p {
+		existing := first
+		if part > 0 {
+			if existing, err = streamInfo(ctx, js, l.PartitionStream(part)); err != nil {
+				return Topology{}, fmt.Errorf("queue: ensure: stream %s: %w", l.PartitionStream(part), err)
+			}
+		}
+		warn, err = ensureStream(ctx, js, existing, eventStreamConfig(cfg, p, part), true)
+		if err != nil {
+			return Topology{}, err
+		}
+		streamWarn = append(streamWarn, warn...)
 	}
-	topo.Warnings = append(topo.Warnings, warn...)
+	topo.Warnings = append(topo.Warnings, collapse(streamWarn)...)
 
 	dlqName := jobs.DLQStream(l)
 	dlqExisting, err := streamInfo(ctx, js, dlqName)
@@ -88,12 +104,40 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (Topology, 
 
 	for part := range p {
 		for _, lane := range lanes {
-			if _, err := js.CreateOrUpdateConsumer(ctx, l.Stream(), consumerConfig(cfg, lane, part)); err != nil {
+			if _, err := js.CreateOrUpdateConsumer(ctx, l.PartitionStream(part), consumerConfig(cfg, lane, part)); err != nil {
 				return Topology{}, fmt.Errorf("queue: ensure: consumer %s: %w", jobs.ConsumerName(lane, part), err)
 			}
 		}
 	}
 	return topo, nil
+}
+
+// refuseOneStream fails when a stream named StreamBase() holds the event
+// subjects: the layout of earlier builds, one stream for every partition.
+// Its subjects overlap the partition streams', so the server would refuse
+// to create them anyway; the error says how to move on without losing
+// what it holds.
+func refuseOneStream(ctx context.Context, js jetstream.JetStream, l event.Layout) error {
+	old, err := streamInfo(ctx, js, l.StreamBase())
+	if err != nil {
+		return fmt.Errorf("queue: ensure: stream %s: %w", l.StreamBase(), err)
+	}
+	if old == nil || !slices.Contains(old.Config.Subjects, l.Subjects()) {
+		return nil
+	}
+	return fmt.Errorf("queue: ensure: stream %s (%d messages) is the one-stream layout of an earlier friendsync; "+
+		"this build keeps each partition in its own stream (%s ...): stop producers, let the old workers drain %s "+
+		"to 0 messages, delete it (`nats stream rm %s`), then start this build", l.StreamBase(), old.State.Msgs,
+		l.PartitionStream(0), l.StreamBase(), l.StreamBase())
+}
+
+// collapse keeps the first of the partition streams' warnings and counts
+// the rest: P streams configured alike tend to warn alike.
+func collapse(warn []string) []string {
+	if len(warn) <= 1 {
+		return warn
+	}
+	return []string{fmt.Sprintf("%s (and %d more like it on other partition streams)", warn[0], len(warn)-1)}
 }
 
 // streamInfo returns the stream's info, or nil when it does not exist.
@@ -164,15 +208,24 @@ func ensurePartitions(ctx context.Context, js jetstream.JetStream, cfg Config, s
 	return 0, nil, fmt.Errorf("queue: ensure: meta bucket %s key %s: created and vanished", bucket, event.PartitionsKey)
 }
 
-func eventStreamConfig(cfg Config) jetstream.StreamConfig {
+// eventStreamConfig is the stream of partition p of P. MaxMsgs and
+// MaxBytes bound the whole queue, so each stream gets 1/P of them
+// (rounded up).
+func eventStreamConfig(cfg Config, partitions, p int) jetstream.StreamConfig {
+	share := func(v int64) int64 {
+		if unlimited(v) {
+			return v
+		}
+		return (v + int64(partitions) - 1) / int64(partitions)
+	}
 	return jetstream.StreamConfig{
-		Name:        cfg.Layout.Stream(),
-		Description: "friendsync friend-update events",
-		Subjects:    []string{cfg.Layout.Subjects()},
+		Name:        cfg.Layout.PartitionStream(p),
+		Description: "friendsync friend-update events, partition " + strconv.Itoa(p),
+		Subjects:    []string{cfg.Layout.PartitionSubjects(p)},
 		Retention:   jetstream.WorkQueuePolicy,
 		Discard:     jetstream.DiscardNew,
-		MaxMsgs:     cfg.MaxMsgs,
-		MaxBytes:    cfg.MaxBytes,
+		MaxMsgs:     share(cfg.MaxMsgs),
+		MaxBytes:    share(cfg.MaxBytes),
 		MaxAge:      cfg.MaxAge,
 		Duplicates:  cfg.Duplicates,
 		Storage:     cfg.Storage,

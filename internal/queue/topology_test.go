@@ -37,15 +37,21 @@ func TestEnsureCreatesAndIsIdempotent(t *testing.T) {
 			t.Fatalf("second Ensure: %+v, want %d partitions and no warnings", again, cfg.Partitions)
 		}
 
-		s, err := js.Stream(ctx, l.Stream())
-		if err != nil {
-			t.Fatal(err)
+		// One stream per partition, each with 1/P of the queue's limits.
+		for p := range cfg.Partitions {
+			s, err := js.Stream(ctx, l.PartitionStream(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := s.CachedInfo().Config
+			if sc.Retention != jetstream.WorkQueuePolicy || sc.Discard != jetstream.DiscardNew ||
+				len(sc.Subjects) != 1 || sc.Subjects[0] != l.PartitionSubjects(p) || sc.Duplicates != DefaultDuplicates ||
+				sc.MaxMsgs != cfg.MaxMsgs/2 || sc.MaxBytes != cfg.MaxBytes/2 || sc.MaxAge != DefaultMaxAge {
+				t.Fatalf("event stream %d config %+v", p, sc)
+			}
 		}
-		sc := s.CachedInfo().Config
-		if sc.Retention != jetstream.WorkQueuePolicy || sc.Discard != jetstream.DiscardNew ||
-			len(sc.Subjects) != 1 || sc.Subjects[0] != l.Subjects() || sc.Duplicates != DefaultDuplicates ||
-			sc.MaxMsgs != cfg.MaxMsgs || sc.MaxBytes != cfg.MaxBytes || sc.MaxAge != DefaultMaxAge {
-			t.Fatalf("event stream config %+v", sc)
+		if names := eventStreams(t, js, l); len(names) != cfg.Partitions {
+			t.Fatalf("streams holding %s: %v, want the %d partition streams", l.Subjects(), names, cfg.Partitions)
 		}
 		d, err := js.Stream(ctx, jobs.DLQStream(l))
 		if err != nil {
@@ -57,7 +63,7 @@ func TestEnsureCreatesAndIsIdempotent(t *testing.T) {
 		}
 		for p := range cfg.Partitions {
 			for _, lane := range lanes {
-				cons, err := js.Consumer(ctx, l.Stream(), jobs.ConsumerName(lane, p))
+				cons, err := js.Consumer(ctx, l.PartitionStream(p), jobs.ConsumerName(lane, p))
 				if err != nil {
 					t.Fatalf("consumer %s: %v", jobs.ConsumerName(lane, p), err)
 				}
@@ -101,8 +107,11 @@ func TestEnsureStoresPartitionsOnce(t *testing.T) {
 		if err != nil || string(e.Value()) != "3" || e.Revision() != 1 {
 			t.Fatalf("partitions key: %v, %v; want \"3\" written once", e, err)
 		}
-		if _, err := js.Consumer(t.Context(), l.Stream(), jobs.ConsumerName(event.LaneLive, 6)); err == nil {
-			t.Fatal("a consumer for partition 6 exists: the configured P was used")
+		if _, err := js.Stream(t.Context(), l.PartitionStream(6)); err == nil {
+			t.Fatal("a stream for partition 6 exists: the configured P was used")
+		}
+		if names := eventStreams(t, js, l); len(names) != 3 {
+			t.Fatalf("event streams %v, want 3", names)
 		}
 	})
 }
@@ -116,7 +125,7 @@ func TestEnsureRefusesConflicts(t *testing.T) {
 	}{
 		{"retention", func(sc *jetstream.StreamConfig) { sc.Retention = jetstream.LimitsPolicy }, []string{"retention Limits"}},
 		{"subjects and discard", func(sc *jetstream.StreamConfig) {
-			sc.Subjects = []string{sc.Subjects[0][:len(sc.Subjects[0])-2] + ".live.>"}
+			sc.Subjects = []string{strings.Replace(sc.Subjects[0], "*", "live", 1)}
 			sc.Discard = jetstream.DiscardOld
 		}, []string{"subjects", "discard DiscardOld"}},
 		{"storage", func(sc *jetstream.StreamConfig) { sc.Storage = jetstream.FileStorage }, []string{"storage File"}},
@@ -126,7 +135,7 @@ func TestEnsureRefusesConflicts(t *testing.T) {
 			eachServer(t, func(t *testing.T, js jetstream.JetStream) {
 				l := testLayout(t, js)
 				cfg := testConfig(l)
-				sc := eventStreamConfig(cfg.withDefaults())
+				sc := eventStreamConfig(cfg.withDefaults(), cfg.Partitions, 0)
 				tc.alter(&sc)
 				if _, err := js.CreateStream(t.Context(), sc); err != nil {
 					t.Fatal(err)
@@ -140,7 +149,7 @@ func TestEnsureRefusesConflicts(t *testing.T) {
 						t.Errorf("error %q does not name %q", err, w)
 					}
 				}
-				if !strings.HasPrefix(err.Error(), "queue: ensure: stream "+l.Stream()) {
+				if !strings.HasPrefix(err.Error(), "queue: ensure: stream "+l.PartitionStream(0)+" ") {
 					t.Errorf("error %q lacks the prefix and stream name", err)
 				}
 			})
@@ -153,24 +162,27 @@ func TestEnsureLimitsOnlyRise(t *testing.T) {
 	eachServer(t, func(t *testing.T, js jetstream.JetStream) {
 		l := testLayout(t, js)
 		cfg := testConfig(l)
-		cfg.MaxMsgs = 1000
+		cfg.MaxMsgs = 1000 // 500 per partition stream (P = 2)
 		ensure(t, js, cfg)
 
 		cfg.MaxMsgs, cfg.Duplicates = 2000, 5*time.Minute
 		if topo := ensure(t, js, cfg); len(topo.Warnings) != 0 {
 			t.Fatalf("raising a limit warned: %q", topo.Warnings)
 		}
-		cfg.MaxMsgs = 500
+		cfg.MaxMsgs = 501 // 251 per stream: rounded up
 		topo := ensure(t, js, cfg)
-		if len(topo.Warnings) != 1 || !strings.Contains(topo.Warnings[0], "keeps max msgs 2000") {
-			t.Fatalf("warnings %q, want one about keeping max msgs 2000", topo.Warnings)
+		if len(topo.Warnings) != 1 || !strings.Contains(topo.Warnings[0], "keeps max msgs 1000: the configured 251 is lower") ||
+			!strings.Contains(topo.Warnings[0], "and 1 more like it") {
+			t.Fatalf("warnings %q, want one (collapsed) about keeping max msgs 1000", topo.Warnings)
 		}
-		s, err := js.Stream(t.Context(), l.Stream())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sc := s.CachedInfo().Config; sc.MaxMsgs != 2000 || sc.Duplicates != 5*time.Minute {
-			t.Fatalf("stream max msgs %d, duplicates %v; want 2000 and 5m", sc.MaxMsgs, sc.Duplicates)
+		for p := range cfg.Partitions {
+			s, err := js.Stream(t.Context(), l.PartitionStream(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc := s.CachedInfo().Config; sc.MaxMsgs != 1000 || sc.Duplicates != 5*time.Minute {
+				t.Fatalf("stream %d max msgs %d, duplicates %v; want 1000 and 5m", p, sc.MaxMsgs, sc.Duplicates)
+			}
 		}
 	})
 }
@@ -190,6 +202,33 @@ func TestEnsureRefusesStreamWithoutPartitionsKey(t *testing.T) {
 		_, err := Ensure(ctx, js, cfg)
 		if err == nil || !strings.Contains(err.Error(), "P cannot be guessed") {
 			t.Fatalf("Ensure = %v, want a refusal naming the missing key", err)
+		}
+	})
+}
+
+func TestEnsureRefusesOneStreamLayout(t *testing.T) {
+	t.Parallel()
+	eachServer(t, func(t *testing.T, js jetstream.JetStream) {
+		l := testLayout(t, js)
+		cfg := testConfig(l)
+		// The layout of earlier builds: one stream for every partition.
+		if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
+			Name: l.StreamBase(), Subjects: []string{l.Subjects()}, Retention: jetstream.WorkQueuePolicy,
+			Storage: jetstream.MemoryStorage,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Ensure(t.Context(), js, cfg)
+		if err == nil {
+			t.Fatal("Ensure accepted the one-stream layout")
+		}
+		for _, w := range []string{"stream " + l.StreamBase() + " (0 messages)", "one-stream layout", "nats stream rm " + l.StreamBase()} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not say %q", err, w)
+			}
+		}
+		if names := eventStreams(t, js, l); len(names) != 1 {
+			t.Fatalf("event streams %v: Ensure created streams next to the old one", names)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -20,6 +21,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/friendsync/friendsync/event"
+	"github.com/friendsync/friendsync/internal/jobs"
 )
 
 // Commands that start the machine's services (from the env notes).
@@ -112,6 +116,79 @@ func DeleteStreams(t testing.TB, js jetstream.JetStream, names ...string) {
 	defer cancel()
 	for _, n := range names {
 		_ = js.DeleteStream(ctx, n)
+	}
+}
+
+// PartitionStreams creates, as a worker would but with nothing else, what
+// a producer of layout l needs: the meta bucket holding P = partitions
+// and the P partition streams (memory work queues with a one-minute
+// Duplicates window, subjects PartitionSubjects(p)); DeleteLayout removes
+// them at cleanup. Tests of the queue itself use queue.Ensure.
+func PartitionStreams(t testing.TB, js jetstream.JetStream, l event.Layout, partitions int) {
+	t.Helper()
+	t.Cleanup(func() { DeleteLayout(t, js, l) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: l.MetaBucket(), Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatalf("testenv: meta bucket %s: %v", l.MetaBucket(), err)
+	}
+	if _, err := kv.Create(ctx, event.PartitionsKey, []byte(strconv.Itoa(partitions))); err != nil {
+		t.Fatalf("testenv: %s/%s: %v", l.MetaBucket(), event.PartitionsKey, err)
+	}
+	for p := range partitions {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: l.PartitionStream(p), Subjects: []string{l.PartitionSubjects(p)}, Storage: jetstream.MemoryStorage,
+			Retention: jetstream.WorkQueuePolicy, Duplicates: time.Minute,
+		}); err != nil {
+			t.Fatalf("testenv: stream %s: %v", l.PartitionStream(p), err)
+		}
+	}
+}
+
+// EventMsgs is the number of messages in l's partition streams 0..P-1.
+func EventMsgs(t testing.TB, js jetstream.JetStream, l event.Layout, partitions int) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var n uint64
+	for p := range partitions {
+		s, err := js.Stream(ctx, l.PartitionStream(p))
+		if err != nil {
+			t.Fatalf("testenv: stream %s: %v", l.PartitionStream(p), err)
+		}
+		n += s.CachedInfo().State.Msgs
+	}
+	return n
+}
+
+// DeleteLayout removes what a friendsync deployment of layout l keeps in
+// JetStream, ignoring what is missing: every stream that captures l's
+// event subjects (its partition streams, whatever P was, and a stream of
+// the old one-stream layout if a test made one), the dead-letter stream,
+// and the meta and lease buckets. Use it in t.Cleanup.
+func DeleteLayout(t testing.TB, js jetstream.JetStream, l event.Layout) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(l.Subjects()))
+	var streams []string
+	for n := range names.Name() {
+		streams = append(streams, n)
+	}
+	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		t.Logf("testenv: list the streams of %s: %v", l.Subjects(), err)
+	}
+	streams = append(streams, jobs.DLQStream(l))
+	for _, n := range streams {
+		if err := js.DeleteStream(ctx, n); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Logf("testenv: delete stream %s: %v", n, err)
+		}
+	}
+	for _, b := range []string{l.MetaBucket(), jobs.LeaseBucket(l)} {
+		if err := js.DeleteKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+			t.Logf("testenv: delete bucket %s: %v", b, err)
+		}
 	}
 }
 

@@ -61,10 +61,10 @@ func (w *workload) record(i int, ack *jetstream.PubAck, attempts int) {
 
 // diagnose logs, for up to n friends whose state differs from want,
 // everything that tells where an update was lost: the workload's events
-// for the friend in version order with their PubAcks, the stream's copy
-// of each (sequence, publish time), the friend's partition consumer
-// state, the last-applied versions in Redis, and the simulator's journal
-// of writes for that friend.
+// for the friend in version order with their PubAcks, the partition
+// stream's copy of each (sequence, publish time), the friend's partition
+// consumer state, the last-applied versions in Redis, and the simulator's
+// journal of writes for that friend.
 func (c *cluster) diagnose(want map[friendKey]vendorsim.Friend, n int) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -81,7 +81,6 @@ func (c *cluster) diagnose(want map[friendKey]vendorsim.Friend, n int) {
 	if len(keys) > n {
 		keys = keys[:n]
 	}
-	stream, serr := c.js.Stream(ctx, c.layout.Stream())
 	var rdb *redis.Client
 	if opt, err := redis.ParseURL(c.redisURL); err == nil {
 		rdb = redis.NewClient(opt)
@@ -95,6 +94,12 @@ func (c *cluster) diagnose(want map[friendKey]vendorsim.Friend, n int) {
 		part := event.Partition(k.App, k.From, partitions)
 		fmt.Fprintf(&b, "DIAGNOSIS %s/%s→%s (partition %d)\n  want %s\n  got  %s (stored %t)\n", k.App, k.From, k.To, part,
 			prooftest.Brief(want[k]), prooftest.Brief(got), ok)
+		// Both lanes of the partition share its stream; sequences are that
+		// stream's.
+		stream, serr := c.js.Stream(ctx, c.layout.PartitionStream(part))
+		if serr != nil {
+			fmt.Fprintf(&b, "  stream %s: %v\n", c.layout.PartitionStream(part), serr)
+		}
 		if w != nil {
 			var idx []int
 			for i := range w.Events {
@@ -113,9 +118,9 @@ func (c *cluster) diagnose(want map[friendKey]vendorsim.Friend, n int) {
 						a.at.Format("15:04:05.000"))
 					if serr == nil {
 						if m, err := stream.GetMsg(ctx, a.seq); err != nil {
-							fmt.Fprintf(&b, "    stream seq %d: %v\n", a.seq, err)
+							fmt.Fprintf(&b, "    %s seq %d: %v\n", stream.CachedInfo().Config.Name, a.seq, err)
 						} else {
-							fmt.Fprintf(&b, "    stream seq %d: subject %s published %s id %s\n", m.Sequence, m.Subject,
+							fmt.Fprintf(&b, "    %s seq %d: subject %s published %s id %s\n", stream.CachedInfo().Config.Name, m.Sequence, m.Subject,
 								m.Time.Format("15:04:05.000000"), m.Header.Get(jetstream.MsgIDHeader))
 						}
 					}
@@ -123,7 +128,7 @@ func (c *cluster) diagnose(want map[friendKey]vendorsim.Friend, n int) {
 			}
 		}
 		for _, lane := range []event.Lane{event.LaneLive, event.LaneBulk} {
-			cons, err := c.js.Consumer(ctx, c.layout.Stream(), jobs.ConsumerName(lane, part))
+			cons, err := c.js.Consumer(ctx, c.layout.PartitionStream(part), jobs.ConsumerName(lane, part))
 			if err != nil {
 				fmt.Fprintf(&b, "  consumer %s/%d: %v\n", lane, part, err)
 				continue

@@ -239,14 +239,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		if !nc.IsConnected() { // an in-process server already shut down
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, s := range []string{c.layout.Stream(), jobs.DLQStream(c.layout)} {
-			_ = c.js.DeleteStream(ctx, s)
-		}
-		for _, b := range []string{c.layout.MetaBucket(), jobs.LeaseBucket(c.layout)} {
-			_ = c.js.DeleteKeyValue(ctx, b)
-		}
+		testenv.DeleteLayout(t, c.js, c.layout)
 	})
 	c.journal = &journal{}
 	c.sim = newSim(t, func(cfg *vendorsim.Config) {
@@ -585,8 +578,8 @@ func newWorkload(m mix) *workload {
 
 // ---- publishing ----
 
-// producer returns a producer for the cluster's stream (a worker must
-// have created it).
+// producer returns a producer for the cluster's partition streams (a
+// worker must have created them).
 func (c *cluster) producer(ctx context.Context) *producer.Producer {
 	c.t.Helper()
 	p, err := producer.New(ctx, c.nc, producer.Config{Layout: c.layout, Apps: c.profiles.Rules(), MaxPending: 2048})
@@ -617,9 +610,9 @@ func (c *cluster) publishAll(w *workload) time.Duration {
 }
 
 // publishPaced publishes w in order, synchronously (retrying failures
-// with the same event id, so the stream's deduplication keeps one copy),
-// spread over about d. It stops early when ctx ends and returns how many
-// events were published.
+// with the same event id, so the partition stream's deduplication keeps
+// one copy), spread over about d. It stops early when ctx ends and
+// returns how many events were published.
 func (c *cluster) publishPaced(ctx context.Context, w *workload, d time.Duration) (int, error) {
 	c.published = w
 	w.acks = make([]pubRecord, len(w.Events))

@@ -172,13 +172,16 @@ func TestProofPoison(t *testing.T) {
 	byID := map[string]deadLetter{}
 	for _, d := range dls {
 		byID[d.header.Get(jobs.HdrEventID)] = d
-		for _, h := range []string{jobs.HdrReason, jobs.HdrDetail, jobs.HdrOrigSubject, jobs.HdrOrigSeq, jobs.HdrDelivered, jobs.HdrWorker, jobs.HdrTime, jobs.HdrVersion} {
+		for _, h := range []string{jobs.HdrReason, jobs.HdrDetail, jobs.HdrOrigSubject, jobs.HdrOrigStream, jobs.HdrOrigSeq, jobs.HdrDelivered, jobs.HdrWorker, jobs.HdrTime, jobs.HdrVersion} {
 			if d.header.Get(h) == "" {
 				t.Errorf("dead letter %q lacks header %s", d.data, h)
 			}
 		}
 		if got := d.header.Get(jobs.HdrOrigSubject); got != subject {
 			t.Errorf("dead letter %q: orig subject %q, want %q", d.data, got, subject)
+		}
+		if got, want := d.header.Get(jobs.HdrOrigStream), c.layout.PartitionStream(event.Partition(appT1, from, partitions)); got != want {
+			t.Errorf("dead letter %q: orig stream %q, want %q", d.data, got, want)
 		}
 		if got := d.header.Get(jobs.HdrWorker); got != "w1" {
 			t.Errorf("dead letter %q: worker %q, want w1", d.data, got)

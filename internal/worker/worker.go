@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg config.Config, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("stream ready", slog.String("stream", layout.Stream()), slog.Int("partitions", topo.Partitions))
+	logger.Info("streams ready", slog.String("first", layout.PartitionStream(0)), slog.String("last", layout.PartitionStream(topo.Partitions-1)), slog.Int("partitions", topo.Partitions))
 
 	// Leases first (the limiter's fallback and the fence need them), with
 	// callbacks bound below once the consumer exists.
