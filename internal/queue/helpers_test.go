@@ -61,17 +61,11 @@ func testLayout(t *testing.T, js jetstream.JetStream) event.Layout {
 // partition streams, and an old one-stream stream if a test made one).
 func eventStreams(t *testing.T, js jetstream.JetStream, l event.Layout) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(l.Subjects()))
-	var out []string
-	for n := range names.Name() {
-		out = append(out, n)
+	names, err := testenv.EventStreams(t.Context(), js, l)
+	if err != nil {
+		t.Error(err)
 	}
-	if err := names.Err(); err != nil {
-		t.Errorf("list streams of %s: %v", l.Subjects(), err)
-	}
-	return out
+	return names
 }
 
 // eventMsgs is the number of messages in all of l's event streams.

@@ -162,6 +162,21 @@ func EventMsgs(t testing.TB, js jetstream.JetStream, l event.Layout, partitions 
 	return n
 }
 
+// EventStreams names the streams that capture l's event subjects: its
+// partition streams, whatever P is, and a stream of the old one-stream
+// layout if a test made one.
+func EventStreams(ctx context.Context, js jetstream.JetStream, l event.Layout) ([]string, error) {
+	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(l.Subjects()))
+	var out []string
+	for n := range names.Name() {
+		out = append(out, n)
+	}
+	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		return out, fmt.Errorf("list the streams of %s: %w", l.Subjects(), err)
+	}
+	return out, nil
+}
+
 // DeleteLayout removes what a friendsync deployment of layout l keeps in
 // JetStream, ignoring what is missing: every stream that captures l's
 // event subjects (its partition streams, whatever P was, and a stream of
@@ -171,13 +186,9 @@ func DeleteLayout(t testing.TB, js jetstream.JetStream, l event.Layout) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(l.Subjects()))
-	var streams []string
-	for n := range names.Name() {
-		streams = append(streams, n)
-	}
-	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		t.Logf("testenv: list the streams of %s: %v", l.Subjects(), err)
+	streams, err := EventStreams(ctx, js, l)
+	if err != nil {
+		t.Logf("testenv: %v", err)
 	}
 	streams = append(streams, jobs.DLQStream(l))
 	for _, n := range streams {
