@@ -183,14 +183,35 @@ func (b *budget) reset() {
 	b.secs = [secRing]SecondCount{}
 }
 
+// arriveNow records a call received now and reports whether it is
+// admitted under the limit. The clock is read under the lock, so calls
+// enter the windows in the order of their times: a time read before
+// waiting for the lock could be older than calls recorded meanwhile, and
+// would then stay in the window of received calls too long (a window
+// over the limit that never happened) and misplace the admission check.
+func (b *budget) arriveNow(epoch time.Time) bool {
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	return b.arriveLocked(int64(now.Sub(epoch)), now.Unix())
+}
+
 // arrive records a call received at mono (ns since epoch) in wall-clock
-// second unix and reports whether it is admitted under the limit.
+// second unix and reports whether it is admitted under the limit. Calls
+// must arrive in the order of mono.
 func (b *budget) arrive(mono, unix int64) bool {
 	if b == nil {
 		return true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.arriveLocked(mono, unix)
+}
+
+func (b *budget) arriveLocked(mono, unix int64) bool {
 	b.calls++
 
 	for b.recvN > 0 && mono-b.recv[b.recvHead] >= windowLength {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -196,4 +197,35 @@ func TestTransportHonoursContext(t *testing.T) {
 			t.Fatalf("state %+v %t", f, ok)
 		}
 	})
+}
+
+// TestConcurrentArrivalsKeepTimeOrder: calls recorded from many goroutines
+// at once enter the window of received calls in the order of their times.
+// A time read before waiting for the lock could be older than calls
+// recorded meanwhile; it would then stay in the window too long and count
+// a window over the limit that never happened.
+func TestConcurrentArrivalsKeepTimeOrder(t *testing.T) {
+	b := newBudget("x", 0)
+	b.recvCap = 1 << 16
+	epoch := time.Now()
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for range 500 {
+				b.arriveNow(epoch)
+			}
+		})
+	}
+	wg.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.recvN != 32*500 {
+		t.Fatalf("%d calls in the window, want all %d (they took under a second)", b.recvN, 32*500)
+	}
+	for i := 1; i < b.recvN; i++ {
+		prev, cur := b.recv[(b.recvHead+i-1)%len(b.recv)], b.recv[(b.recvHead+i)%len(b.recv)]
+		if cur < prev {
+			t.Fatalf("call %d recorded at %d after call %d at %d: out of time order", i, cur, i-1, prev)
+		}
+	}
 }

@@ -204,8 +204,7 @@ func (s *Sim) requestID() string {
 // answered (or abandoned); throttled means it is over its budget and must
 // be answered with the vendor's QPS code.
 func (s *Sim) front(w http.ResponseWriter, r *http.Request, v event.Vendor, b *budget) (throttled, done bool) {
-	now := time.Now()
-	admitted := b.arrive(int64(now.Sub(s.epoch)), now.Unix())
+	admitted := b.arriveNow(s.epoch)
 	st := s.st(v)
 	if f := s.faults[vendorIndex(v)].Load(); f != nil {
 		// Read the body before any fault makes the handler wait: net/http
