@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/friendsync/friendsync/event"
-	"github.com/friendsync/friendsync/internal/jobs"
 	"github.com/friendsync/friendsync/internal/testenv"
 )
 
@@ -37,43 +36,20 @@ func setupStream(t testing.TB, adjust func(p int, c *jetstream.StreamConfig)) (j
 func setupStreamOn(t testing.TB, js jetstream.JetStream, adjust func(p int, c *jetstream.StreamConfig)) (jetstream.JetStream, event.Layout) {
 	t.Helper()
 	l := event.Layout{Base: strings.ToLower(testenv.Unique("enq"))}
-	cleanupLayout(t, js, l)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for p := range testPartitions {
-		cfg := jetstream.StreamConfig{
-			Name: l.PartitionStream(p), Subjects: []string{l.PartitionSubjects(p)}, Storage: jetstream.MemoryStorage,
-			Retention: jetstream.WorkQueuePolicy, Discard: jetstream.DiscardNew, Duplicates: 30 * time.Minute,
-		}
+	testenv.PartitionStreamsWith(t, js, l, testPartitions, func(p int, c *jetstream.StreamConfig) {
+		c.Discard, c.Duplicates = jetstream.DiscardNew, 30*time.Minute
 		if adjust != nil {
-			adjust(p, &cfg)
+			adjust(p, c)
 		}
-		if _, err := js.CreateStream(ctx, cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: l.MetaBucket(), Storage: jetstream.MemoryStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Create(ctx, event.PartitionsKey, []byte(strconv.Itoa(testPartitions))); err != nil {
-		t.Fatal(err)
-	}
+	})
 	return js, l
 }
 
-// cleanupLayout removes, at cleanup, every stream a test may make for l:
-// its testPartitions partition streams, the stream named StreamBase()
-// (the one-stream layout), the DLQ and the meta bucket's stream.
+// cleanupLayout removes, at cleanup, every stream and bucket a test may
+// make for l (testenv.DeleteLayout).
 func cleanupLayout(t testing.TB, js jetstream.JetStream, l event.Layout) {
 	t.Helper()
-	t.Cleanup(func() {
-		names := []string{l.StreamBase(), jobs.DLQStream(l), "KV_" + l.MetaBucket()}
-		for p := range testPartitions {
-			names = append(names, l.PartitionStream(p))
-		}
-		testenv.DeleteStreams(t, js, names...)
-	})
+	t.Cleanup(func() { testenv.DeleteLayout(t, js, l) })
 }
 
 // The profiles name their secrets by environment variables that the tests
@@ -262,9 +238,5 @@ func streamMsgs(t testing.TB, js jetstream.JetStream, name string) uint64 {
 // eventMsgs is the number of messages in all of l's partition streams.
 func eventMsgs(t testing.TB, js jetstream.JetStream, l event.Layout) uint64 {
 	t.Helper()
-	var n uint64
-	for p := range testPartitions {
-		n += streamMsgs(t, js, l.PartitionStream(p))
-	}
-	return n
+	return testenv.EventMsgs(t, js, l, testPartitions)
 }

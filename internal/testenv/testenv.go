@@ -126,6 +126,13 @@ func DeleteStreams(t testing.TB, js jetstream.JetStream, names ...string) {
 // them at cleanup. Tests of the queue itself use queue.Ensure.
 func PartitionStreams(t testing.TB, js jetstream.JetStream, l event.Layout, partitions int) {
 	t.Helper()
+	PartitionStreamsWith(t, js, l, partitions, nil)
+}
+
+// PartitionStreamsWith is PartitionStreams with adjust, if not nil,
+// changing each partition stream's configuration before it is created.
+func PartitionStreamsWith(t testing.TB, js jetstream.JetStream, l event.Layout, partitions int, adjust func(p int, c *jetstream.StreamConfig)) {
+	t.Helper()
 	t.Cleanup(func() { DeleteLayout(t, js, l) })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -137,10 +144,14 @@ func PartitionStreams(t testing.TB, js jetstream.JetStream, l event.Layout, part
 		t.Fatalf("testenv: %s/%s: %v", l.MetaBucket(), event.PartitionsKey, err)
 	}
 	for p := range partitions {
-		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		cfg := jetstream.StreamConfig{
 			Name: l.PartitionStream(p), Subjects: []string{l.PartitionSubjects(p)}, Storage: jetstream.MemoryStorage,
 			Retention: jetstream.WorkQueuePolicy, Duplicates: time.Minute,
-		}); err != nil {
+		}
+		if adjust != nil {
+			adjust(p, &cfg)
+		}
+		if _, err := js.CreateStream(ctx, cfg); err != nil {
 			t.Fatalf("testenv: stream %s: %v", l.PartitionStream(p), err)
 		}
 	}
